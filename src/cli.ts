@@ -1,0 +1,38 @@
+// The `likeness` command line: one verb per file under cli/, loaded on demand so that
+// `likeness task detail` does not pay for the engine and `likeness serve` does not pay for the client.
+type Verb = { summary: string; load: () => Promise<{ run(args: string[]): Promise<number> }> };
+
+const verbs: Record<string, Verb> = {
+  golden: { summary: 'check the engine against golden case folders', load: () => import('./cli/golden.js') },
+};
+
+function usage(): string {
+  const width = Math.max(...Object.keys(verbs).map((v) => v.length));
+  return [
+    'usage: likeness <command> [options]',
+    '',
+    ...Object.entries(verbs).map(([name, v]) => `  ${name.padEnd(width)}  ${v.summary}`),
+    '',
+    'Run `likeness <command> --help` for a command\'s options.',
+  ].join('\n');
+}
+
+export async function main(argv: string[]): Promise<number> {
+  const [verb, ...rest] = argv;
+  if (!verb || verb === '--help' || verb === '-h' || verb === 'help') {
+    console.log(usage());
+    return verb ? 0 : 2;
+  }
+  const entry = verbs[verb];
+  if (!entry) {
+    console.error(`likeness: unknown command "${verb}"\n\n${usage()}`);
+    return 2;
+  }
+  const mod = await entry.load();
+  return mod.run(rest);
+}
+
+// Run directly (tsx src/cli.ts ...): the compiled bin/likeness.js imports main() instead.
+if (import.meta.url === `file://${process.argv[1]}`) {
+  process.exitCode = await main(process.argv.slice(2));
+}

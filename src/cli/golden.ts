@@ -1,0 +1,31 @@
+// likeness golden <case-dir>... — evaluate golden case folders, print each output's error against its
+// tolerance and a verdict per case; exit 1 if any case fails or errors. NOT IMPLEMENTED is reported, not passed.
+import { statSync } from 'node:fs';
+import { parseArgs } from 'node:util';
+import { evaluateCase, formatResult } from '../engine/golden/run.js';
+
+export async function run(args: string[]): Promise<number> {
+  const { values, positionals } = parseArgs({
+    args,
+    allowPositionals: true,
+    options: { verbose: { type: 'boolean', short: 'v' }, help: { type: 'boolean', short: 'h' } },
+  });
+  if (values.help || positionals.length === 0) {
+    console.log('usage: likeness golden [--verbose] <case-dir>...\n\nEvaluates each golden case folder (case.json + io.safetensors).');
+    return values.help ? 0 : 2;
+  }
+  const counts: Record<string, number> = {};
+  let failed = false;
+  for (const dir of positionals) {
+    if (!statSync(dir, { throwIfNoEntry: false })?.isDirectory()) {
+      console.log(`${'SKIP'.padEnd(15)} ${dir} (not a case folder)`);
+      continue;
+    }
+    const r = await evaluateCase(dir);
+    counts[r.status] = (counts[r.status] ?? 0) + 1;
+    if (r.status === 'FAIL' || r.status === 'ERROR') failed = true;
+    console.log(formatResult(r, values.verbose));
+  }
+  console.log(`\n${Object.entries(counts).map(([s, n]) => `${n} ${s}`).join(', ')}`);
+  return failed ? 1 : 0;
+}
