@@ -1,0 +1,57 @@
+// What every part of the service shares: configuration, the store, file storage, live events and tools.
+import type { ServiceConfig } from '../config.js';
+import type { FileStorage } from './files.js';
+import type { TaskEvents } from './events.js';
+import type { CallbackRecord, TaskStore } from './store/types.js';
+import type { ToolFacts } from './tasks/serialize.js';
+import type { ToolRunner } from './runner.js';
+import type { Background } from './background.js';
+
+export interface ValidationError {
+  code: number;
+  message: string;
+}
+
+export interface UploadedFileInfo {
+  filename: string;
+  contentType: string;
+  size: number;
+}
+
+/** A tool as the service sees it: facts for responses, validation, its file inputs and its runner. */
+export interface ServiceTool {
+  facts: ToolFacts;
+  cps: string;
+  /** Ids of file inputs: each arrives as an upload `{id}` or a URL `{id}Url`. */
+  fileInputs: string[];
+  validate(
+    body: Record<string, unknown>,
+    files: Record<string, UploadedFileInfo>,
+  ): { ok: true; params: unknown } | { ok: false; errors: ValidationError[] };
+  /** The Tool/Detail (and Tool/List) item. */
+  detail(): Record<string, unknown>;
+  runner: ToolRunner;
+}
+
+/** Network access to strangers' URLs (the guarded fetcher), injected so tests and deployments can tune it. */
+export interface Network {
+  fetchImage(url: string, signal: AbortSignal): Promise<{ bytes: Uint8Array; contentType: string }>;
+  /** Checks uploaded bytes are an image within the limits; throws an Error with a user-facing message. */
+  checkImage(bytes: Uint8Array): Promise<{ contentType: string }>;
+  deliverCallback(url: string, payload: object): Promise<CallbackRecord>;
+}
+
+export interface ServiceContext {
+  config: ServiceConfig;
+  store: TaskStore;
+  files: FileStorage;
+  events: TaskEvents;
+  tools: Map<string, ServiceTool>;
+  net: Network;
+  background: Background;
+  log: { info(msg: string): void; warn(msg: string): void; error(msg: string): void };
+}
+
+export function toolKey(owner: string, slug: string): string {
+  return `${owner}/${slug}`;
+}

@@ -1,0 +1,359 @@
+// The embedded task store: SQLite in WAL mode through better-sqlite3. Plain SQL, one module.
+import Database from 'better-sqlite3';
+import type { Database as Db } from 'better-sqlite3';
+import { hexId, randomToken, randomUUID } from '../ids.js';
+import { BEFORE_RUN_STATUSES, STATUS_TIME_FIELD, TIME_FIELDS, isTerminal, type TaskStatus } from '../tasks/statuses.js';
+import type {
+  ApiKeyRecord, AuthMode, CallbackRecord, FileRecord, FileRole, NewTask, Project, TaskPatch, TaskRecord, TaskRef,
+  TaskStore,
+} from './types.js';
+
+const SCHEMA = `
+CREATE TABLE IF NOT EXISTS projects (
+  id INTEGER PRIMARY KEY AUTOINCREMENT,
+  name TEXT NOT NULL UNIQUE,
+  auth TEXT NOT NULL CHECK (auth IN ('signature', 'apikey')),
+  created_at INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS api_keys (
+  api_key TEXT PRIMARY KEY,
+  api_secret TEXT,
+  project_id INTEGER NOT NULL REFERENCES projects(id),
+  created_at INTEGER NOT NULL,
+  revoked_at INTEGER
+);
+CREATE TABLE IF NOT EXISTS tasks (
+  id INTEGER PRIMARY KEY AUTOINCREMENT,
+  uuid TEXT NOT NULL,
+  project_id INTEGER NOT NULL REFERENCES projects(id),
+  tool TEXT NOT NULL,
+  socket_token TEXT NOT NULL UNIQUE,
+  status TEXT NOT NULL,
+  parameters TEXT NOT NULL,
+  params TEXT NOT NULL,
+  debugoutput TEXT NOT NULL DEFAULT '',
+  debugerror TEXT NOT NULL DEFAULT '',
+  pexit TEXT,
+  callback_url TEXT NOT NULL DEFAULT '',
+  callback TEXT,
+  progress TEXT,
+  cps TEXT NOT NULL,
+  kill_requested INTEGER NOT NULL DEFAULT 0,
+  folder_id TEXT NOT NULL,
+  worker_id TEXT,
+  ${TIME_FIELDS.map((f) => `${f} INTEGER`).join(',\n  ')}
+);
+CREATE INDEX IF NOT EXISTS tasks_project ON tasks(project_id, id);
+CREATE INDEX IF NOT EXISTS tasks_status ON tasks(status, id);
+CREATE TABLE IF NOT EXISTS files (
+  id TEXT PRIMARY KEY,
+  task_id INTEGER NOT NULL REFERENCES tasks(id),
+  project_id INTEGER NOT NULL,
+  role TEXT NOT NULL CHECK (role IN ('input', 'output')),
+  name TEXT NOT NULL,
+  content_type TEXT NOT NULL,
+  size INTEGER NOT NULL,
+  path TEXT NOT NULL,
+  access_key TEXT NOT NULL,
+  added_at INTEGER NOT NULL,
+  modified_at INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS files_task ON files(task_id, role);
+CREATE UNIQUE INDEX IF NOT EXISTS files_access ON files(access_key, name);
+`;
+
+interface TaskRow {
+  id: number; uuid: string; project_id: number; tool: string; socket_token: string; status: string;
+  parameters: string; params: string; debugoutput: string; debugerror: string; pexit: string | null;
+  callback_url: string; callback: string | null; progress: string | null; cps: string; kill_requested: number;
+  folder_id: string; worker_id: string | null;
+  [time: string]: unknown;
+}
+
+interface FileRow {
+  id: string; task_id: number; project_id: number; role: string; name: string; content_type: string; size: number;
+  path: string; access_key: string; added_at: number; modified_at: number;
+}
+
+function toTask(r: TaskRow): TaskRecord {
+  const times = Object.fromEntries(TIME_FIELDS.map((f) => [f, (r[f] as number | null) ?? null])) as TaskRecord['times'];
+  return {
+    id: r.id,
+    uuid: r.uuid,
+    projectId: r.project_id,
+    tool: r.tool,
+    socketToken: r.socket_token,
+    status: r.status as TaskStatus,
+    parameters: JSON.parse(r.parameters) as Record<string, unknown>,
+    params: JSON.parse(r.params) as unknown,
+    debugoutput: r.debugoutput,
+    debugerror: r.debugerror,
+    pexit: r.pexit,
+    callbackUrl: r.callback_url,
+    callback: r.callback ? (JSON.parse(r.callback) as CallbackRecord) : null,
+    times,
+    progress: r.progress ? (JSON.parse(r.progress) as TaskRecord['progress']) : null,
+    cps: r.cps,
+    killRequested: r.kill_requested === 1,
+    folderId: r.folder_id,
+    workerId: r.worker_id,
+  };
+}
+
+function toFile(r: FileRow): FileRecord {
+  return {
+    id: r.id, taskId: r.task_id, projectId: r.project_id, role: r.role as FileRole, name: r.name,
+    contentType: r.content_type, size: r.size, path: r.path, accessKey: r.access_key, addedAt: r.added_at,
+    modifiedAt: r.modified_at,
+  };
+}
+
+export class SqliteTaskStore implements TaskStore {
+  private readonly db: Db;
+  private readonly now: () => number;
+  private readonly stmt;
+
+  constructor(path: string, opts: { now?: () => number } = {}) {
+    this.now = opts.now ?? Date.now;
+    this.db = new Database(path);
+    this.db.pragma('journal_mode = WAL');
+    this.db.pragma('synchronous = NORMAL');
+    this.db.pragma('foreign_keys = ON');
+    this.db.pragma('busy_timeout = 5000');
+    this.db.exec(SCHEMA);
+    const db = this.db;
+    this.stmt = {
+      taskById: db.prepare<[number], TaskRow>('SELECT * FROM tasks WHERE id = ?'),
+      taskOfProjectById: db.prepare<[number, number], TaskRow>('SELECT * FROM tasks WHERE id = ? AND project_id = ?'),
+      taskOfProjectByToken: db.prepare<[string, number], TaskRow>('SELECT * FROM tasks WHERE socket_token = ? AND project_id = ?'),
+      key: db.prepare<[string], Record<string, unknown>>(
+        `SELECT k.api_key, k.api_secret, k.project_id, p.name AS project_name, p.auth, k.created_at, k.revoked_at
+         FROM api_keys k JOIN projects p ON p.id = k.project_id WHERE k.api_key = ?`),
+      insertTask: db.prepare(
+        `INSERT INTO tasks (uuid, project_id, tool, socket_token, status, parameters, params, debugoutput, callback_url, cps, folder_id, createtime)
+         VALUES (@uuid, @project_id, @tool, @socket_token, 'task_queue', @parameters, @params, @debugoutput, @callback_url, @cps, @folder_id, @createtime)`),
+      insertFile: db.prepare(
+        `INSERT INTO files (id, task_id, project_id, role, name, content_type, size, path, access_key, added_at, modified_at)
+         VALUES (@id, @taskId, @projectId, @role, @name, @contentType, @size, @path, @accessKey, @addedAt, @modifiedAt)`),
+      claim: db.prepare<[number, string], TaskRow>(
+        `UPDATE tasks SET status = 'task_accept', accepttime = ?, worker_id = ?
+         WHERE id = (SELECT id FROM tasks WHERE status = 'task_queue' ORDER BY id LIMIT 1) RETURNING *`),
+    };
+  }
+
+  async createProject(name: string, auth: AuthMode): Promise<Project> {
+    const createdAt = this.now();
+    const info = this.db.prepare('INSERT INTO projects (name, auth, created_at) VALUES (?, ?, ?)').run(name, auth, createdAt);
+    return { id: Number(info.lastInsertRowid), name, auth, createdAt };
+  }
+
+  async findProject(name: string): Promise<Project | undefined> {
+    const r = this.db.prepare<[string], { id: number; name: string; auth: AuthMode; created_at: number }>(
+      'SELECT * FROM projects WHERE name = ?').get(name);
+    return r && { id: r.id, name: r.name, auth: r.auth, createdAt: r.created_at };
+  }
+
+  async listProjects(): Promise<Project[]> {
+    return this.db.prepare<[], { id: number; name: string; auth: AuthMode; created_at: number }>('SELECT * FROM projects ORDER BY id')
+      .all().map((r) => ({ id: r.id, name: r.name, auth: r.auth, createdAt: r.created_at }));
+  }
+
+  async createKey(projectId: number): Promise<{ apiKey: string; apiSecret: string | null }> {
+    const project = this.db.prepare<[number], { auth: AuthMode }>('SELECT auth FROM projects WHERE id = ?').get(projectId);
+    if (!project) throw new Error(`no project with id ${projectId}`);
+    const apiKey = randomToken(32);
+    const apiSecret = project.auth === 'signature' ? randomToken(40) : null;
+    this.db.prepare('INSERT INTO api_keys (api_key, api_secret, project_id, created_at) VALUES (?, ?, ?, ?)')
+      .run(apiKey, apiSecret, projectId, this.now());
+    return { apiKey, apiSecret };
+  }
+
+  private toKey(r: Record<string, unknown>): ApiKeyRecord {
+    return {
+      apiKey: r.api_key as string, apiSecret: (r.api_secret as string | null) ?? null, projectId: r.project_id as number,
+      projectName: r.project_name as string, auth: r.auth as AuthMode, createdAt: r.created_at as number,
+      revokedAt: (r.revoked_at as number | null) ?? null,
+    };
+  }
+
+  async findKey(apiKey: string): Promise<ApiKeyRecord | undefined> {
+    const r = this.stmt.key.get(apiKey);
+    return r && this.toKey(r);
+  }
+
+  async listKeys(projectId?: number): Promise<ApiKeyRecord[]> {
+    const sql = `SELECT k.api_key, k.api_secret, k.project_id, p.name AS project_name, p.auth, k.created_at, k.revoked_at
+      FROM api_keys k JOIN projects p ON p.id = k.project_id ${projectId === undefined ? '' : 'WHERE k.project_id = ?'} ORDER BY k.created_at`;
+    const rows = (projectId === undefined
+      ? this.db.prepare<[], Record<string, unknown>>(sql).all()
+      : this.db.prepare<[number], Record<string, unknown>>(sql).all(projectId));
+    return rows.map((r) => this.toKey(r));
+  }
+
+  async revokeKey(apiKey: string): Promise<boolean> {
+    return this.db.prepare('UPDATE api_keys SET revoked_at = ? WHERE api_key = ? AND revoked_at IS NULL').run(this.now(), apiKey).changes === 1;
+  }
+
+  async createTask(task: NewTask, inputs: Omit<FileRecord, 'taskId'>[] = []): Promise<TaskRecord> {
+    const create = this.db.transaction(() => {
+      const info = this.stmt.insertTask.run({
+        uuid: randomUUID(), project_id: task.projectId, tool: task.tool, socket_token: randomToken(30),
+        parameters: JSON.stringify(task.parameters), params: JSON.stringify(task.params ?? null),
+        debugoutput: task.debugoutput ?? '', callback_url: task.callbackUrl, cps: task.cps, folder_id: hexId(),
+        createtime: this.now(),
+      });
+      const id = Number(info.lastInsertRowid);
+      for (const f of inputs) this.stmt.insertFile.run({ ...f, taskId: id });
+      return id;
+    });
+    return toTask(this.stmt.taskById.get(create())!);
+  }
+
+  async getTask(projectId: number, ref: TaskRef): Promise<TaskRecord | undefined> {
+    const r = 'id' in ref ? this.stmt.taskOfProjectById.get(ref.id, projectId) : this.stmt.taskOfProjectByToken.get(ref.token, projectId);
+    return r && toTask(r);
+  }
+
+  async getTaskById(id: number): Promise<TaskRecord | undefined> {
+    const r = this.stmt.taskById.get(id);
+    return r && toTask(r);
+  }
+
+  async findTaskByToken(token: string): Promise<TaskRecord | undefined> {
+    const r = this.db.prepare<[string], TaskRow>('SELECT * FROM tasks WHERE socket_token = ?').get(token);
+    return r && toTask(r);
+  }
+
+  async listTasks(projectId: number, start: number, limit: number): Promise<{ total: number; tasks: TaskRecord[] }> {
+    const total = this.db.prepare<[number], { n: number }>('SELECT COUNT(*) AS n FROM tasks WHERE project_id = ?').get(projectId)!.n;
+    const rows = this.db.prepare<[number, number, number], TaskRow>(
+      'SELECT * FROM tasks WHERE project_id = ? ORDER BY id DESC LIMIT ? OFFSET ?').all(projectId, limit, start);
+    return { total, tasks: rows.map(toTask) };
+  }
+
+  async claimNext(workerId: string): Promise<TaskRecord | undefined> {
+    const r = this.stmt.claim.get(this.now(), workerId);
+    return r && toTask(r);
+  }
+
+  private applyPatch(id: number, patch: TaskPatch, status?: TaskStatus): boolean {
+    const sets: string[] = [];
+    const values: unknown[] = [];
+    if (status) {
+      sets.push('status = ?');
+      values.push(status);
+      const field = STATUS_TIME_FIELD[status];
+      if (field) {
+        sets.push(`${field} = ?`);
+        values.push(this.now());
+      }
+    }
+    if (patch.appendOutput) {
+      sets.push('debugoutput = debugoutput || ?');
+      values.push(patch.appendOutput);
+    }
+    if (patch.debugerror !== undefined) {
+      sets.push('debugerror = ?');
+      values.push(patch.debugerror);
+    }
+    if (patch.pexit !== undefined) {
+      sets.push('pexit = ?');
+      values.push(patch.pexit);
+    }
+    if (patch.progress !== undefined) {
+      sets.push('progress = ?');
+      values.push(patch.progress === null ? null : JSON.stringify(patch.progress));
+    }
+    if (sets.length === 0) return true;
+    const terminal = ['task_postprocess_end', 'task_cancel', 'task_error'].map((s) => `'${s}'`).join(', ');
+    const info = this.db.prepare(`UPDATE tasks SET ${sets.join(', ')} WHERE id = ? AND status NOT IN (${terminal})`).run(...values, id);
+    return info.changes === 1;
+  }
+
+  async transition(id: number, status: TaskStatus, patch: TaskPatch = {}): Promise<TaskRecord | undefined> {
+    if (!this.applyPatch(id, patch, status)) return undefined;
+    return toTask(this.stmt.taskById.get(id)!);
+  }
+
+  async patch(id: number, patch: TaskPatch): Promise<void> {
+    this.applyPatch(id, patch);
+  }
+
+  async finish(id: number, status: TaskStatus, patch: TaskPatch, outputs: FileRecord[]): Promise<TaskRecord | undefined> {
+    if (!isTerminal(status)) throw new Error(`finish() needs a terminal status, got ${status}`);
+    const run = this.db.transaction(() => {
+      if (!this.applyPatch(id, patch, status)) return false;
+      for (const f of outputs) this.stmt.insertFile.run(f);
+      return true;
+    });
+    return run() ? toTask(this.stmt.taskById.get(id)!) : undefined;
+  }
+
+  async cancelQueued(id: number): Promise<boolean> {
+    return this.db.prepare("UPDATE tasks SET status = 'task_cancel', canceltime = ? WHERE id = ? AND status = 'task_queue'")
+      .run(this.now(), id).changes === 1;
+  }
+
+  async requestKill(id: number): Promise<void> {
+    this.db.prepare('UPDATE tasks SET kill_requested = 1 WHERE id = ?').run(id);
+  }
+
+  async recoverInFlight(reason: string): Promise<{ requeued: number[]; failed: TaskRecord[] }> {
+    const recover = this.db.transaction(() => {
+      const rows = this.db.prepare<[], TaskRow>(
+        "SELECT * FROM tasks WHERE status NOT IN ('task_queue', 'task_postprocess_end', 'task_cancel', 'task_error')").all();
+      const requeued: number[] = [];
+      const failed: number[] = [];
+      for (const r of rows) {
+        const status = r.status as TaskStatus;
+        if (BEFORE_RUN_STATUSES.has(status) && r.kill_requested === 0) {
+          this.db.prepare(
+            `UPDATE tasks SET status = 'task_queue', worker_id = NULL, accepttime = NULL, preprocessstarttime = NULL,
+             preprocessendtime = NULL, assigntime = NULL, debugoutput = debugoutput || ? WHERE id = ?`)
+            .run(`${reason}: requeued before it started running.\n`, r.id);
+          requeued.push(r.id);
+        } else {
+          const now = this.now();
+          this.db.prepare(
+            `UPDATE tasks SET status = 'task_postprocess_end', pexit = '1', debugerror = ?, postprocessendtime = ?,
+             endtime = COALESCE(endtime, ?), progress = NULL WHERE id = ?`)
+            .run(`${reason} while this task was running; it did not finish. Run it again.`, now, now, r.id);
+          this.db.prepare("DELETE FROM files WHERE task_id = ? AND role = 'output'").run(r.id);
+          failed.push(r.id);
+        }
+      }
+      return { requeued, failed };
+    });
+    const { requeued, failed } = recover();
+    return { requeued, failed: failed.map((id) => toTask(this.stmt.taskById.get(id)!)) };
+  }
+
+  async setCallback(id: number, record: CallbackRecord): Promise<void> {
+    this.db.prepare('UPDATE tasks SET callback = ? WHERE id = ?').run(JSON.stringify(record), id);
+  }
+
+  async listFiles(taskId: number, role?: FileRole): Promise<FileRecord[]> {
+    const rows = role
+      ? this.db.prepare<[number, string], FileRow>('SELECT * FROM files WHERE task_id = ? AND role = ? ORDER BY rowid').all(taskId, role)
+      : this.db.prepare<[number], FileRow>('SELECT * FROM files WHERE task_id = ? ORDER BY rowid').all(taskId);
+    return rows.map(toFile);
+  }
+
+  async findFile(accessKey: string, name: string): Promise<FileRecord | undefined> {
+    const r = this.db.prepare<[string, string], FileRow>('SELECT * FROM files WHERE access_key = ? AND name = ?').get(accessKey, name);
+    return r && toFile(r);
+  }
+
+  async deleteTaskFiles(taskId: number): Promise<FileRecord[]> {
+    const del = this.db.transaction(() => {
+      const rows = this.db.prepare<[number], FileRow>('SELECT * FROM files WHERE task_id = ?').all(taskId);
+      this.db.prepare('DELETE FROM files WHERE task_id = ?').run(taskId);
+      return rows.map(toFile);
+    });
+    return del();
+  }
+
+  async close(): Promise<void> {
+    this.db.close();
+  }
+}

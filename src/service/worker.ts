@@ -1,0 +1,199 @@
+// The in-process worker: claims queued tasks one at a time and walks each through the lifecycle —
+// preprocess (fetch URL inputs, the runner's checks), run (progress, outputs staged), postprocess
+// (outputs published in one transaction) — or task_error / pexit 1 / task_cancel.
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { ServiceContext, ServiceTool } from './context.js';
+import { hexId, randomToken } from './ids.js';
+import type { InputFile, RunContext, StepProgress } from './runner.js';
+import { TaskInputError } from './runner.js';
+import type { FileRecord, TaskRecord } from './store/types.js';
+import { advance, announceTerminal } from './tasks/lifecycle.js';
+import { progressMessage } from './tasks/serialize.js';
+import { taskDir } from './files.js';
+
+class Killed extends Error {
+  constructor() {
+    super('killed');
+  }
+}
+
+/** Message of an error for debugerror: the user's own message where we have one, never a stack. */
+function reason(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}
+
+export class Worker {
+  readonly id = `worker-${process.pid}-${randomToken(6)}`;
+  private running = false;
+  private wakeUp: (() => void) | undefined;
+  private loop: Promise<void> | undefined;
+  private current: { taskId: number; abort: AbortController } | undefined;
+
+  constructor(private readonly ctx: ServiceContext, private readonly pollMs = 1000) {}
+
+  start(): void {
+    if (this.running) return;
+    this.running = true;
+    this.loop = this.run();
+  }
+
+  /** A task was queued: look now rather than at the next poll. */
+  wake(): void {
+    this.wakeUp?.();
+  }
+
+  /** Stops claiming; a running task is given `graceMs` to finish, then killed. */
+  async stop(graceMs = 0): Promise<void> {
+    this.running = false;
+    this.wake();
+    if (this.current && graceMs === 0) this.current.abort.abort();
+    const timer = graceMs > 0 ? setTimeout(() => this.current?.abort.abort(), graceMs) : undefined;
+    await this.loop;
+    clearTimeout(timer);
+  }
+
+  private async run(): Promise<void> {
+    while (this.running) {
+      let task: TaskRecord | undefined;
+      try {
+        task = await this.ctx.store.claimNext(this.id);
+      } catch (err) {
+        this.ctx.log.error(`worker could not claim a task: ${reason(err)}`);
+      }
+      if (task) {
+        this.ctx.events.publish({ taskId: task.id, type: 'task_accept', message: null });
+        await this.process(task);
+        continue;
+      }
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, this.pollMs);
+        this.wakeUp = () => {
+          clearTimeout(timer);
+          resolve();
+        };
+      });
+      this.wakeUp = undefined;
+    }
+  }
+
+  private async process(task: TaskRecord): Promise<void> {
+    const ctx = this.ctx;
+    const abort = new AbortController();
+    this.current = { taskId: task.id, abort };
+    const offKill = ctx.events.onKill(task.id, () => abort.abort());
+    const staged: FileRecord[] = [];
+    const stagingDir = join('staging', String(task.id));
+    const started = { at: 0 };
+    const tool = ctx.tools.get(task.tool);
+    let phase: 'preprocess' | 'run' = 'preprocess';
+    const step = async (status: Parameters<typeof advance>[2], message: unknown = null) => {
+      if (abort.signal.aborted) throw new Killed();
+      const t = await advance(ctx, task.id, status, {}, message);
+      if (!t) throw new Killed(); // became terminal elsewhere (Kill of a task between phases)
+      return t;
+    };
+    try {
+      if (task.killRequested) throw new Killed();
+      if (!tool) throw new TaskInputError('tool_missing', `This server no longer offers the tool ${task.tool}.`);
+      await step('task_preprocess_start');
+      const inputs = await this.fetchInputs(task, tool, abort.signal);
+      const runCtx: RunContext = {
+        taskId: task.id,
+        uuid: task.uuid,
+        params: task.params,
+        inputs,
+        signal: abort.signal,
+        log: (line) => {
+          void ctx.store.patch(task.id, { appendOutput: `${line}\n` });
+          ctx.events.publish({ taskId: task.id, type: 'task_output', message: line });
+        },
+        progress: (p: StepProgress) => {
+          const progress = { ...p, elapsed: (Date.now() - started.at) / 1000 };
+          void ctx.store.transition(task.id, 'task_output', { progress });
+          ctx.events.publish({ taskId: task.id, type: 'task_output', message: progressMessage(progress) });
+        },
+        writeOutput: async (name, bytes, contentType) => {
+          if (!/^[\w.-]{1,100}$/.test(name)) throw new Error(`invalid output name ${name}`);
+          const path = join(stagingDir, name);
+          const size = await ctx.files.put(path, bytes);
+          const now = Date.now();
+          staged.push({
+            id: hexId(), taskId: task.id, projectId: task.projectId, role: 'output', name, contentType, size,
+            path: join(taskDir(task.id), 'outputs', name), accessKey: randomToken(30), addedAt: now, modifiedAt: now,
+          });
+        },
+      };
+      await tool.runner.preprocess?.(runCtx);
+      await step('task_preprocess_end');
+      await step('task_assign');
+      phase = 'run';
+      started.at = Date.now();
+      await step('task_start');
+      await tool.runner.run(runCtx);
+      if (abort.signal.aborted) throw new Killed();
+      await step('task_output_full', { raw: (await ctx.store.getTaskById(task.id))?.debugoutput ?? '' });
+      await step('task_end');
+      await step('task_postprocess_start');
+      for (const f of staged) await ctx.files.move(join(stagingDir, f.name), f.path);
+      const done = await ctx.store.finish(task.id, 'task_postprocess_end', { pexit: '0', progress: null }, staged);
+      if (!done) throw new Killed();
+      await announceTerminal(ctx, done);
+    } catch (err) {
+      await this.fail(task, err, phase, abort.signal.aborted || err instanceof Killed, staged);
+    } finally {
+      offKill();
+      this.current = undefined;
+      await ctx.files.remove(stagingDir).catch(() => undefined);
+    }
+  }
+
+  private async fail(task: TaskRecord, err: unknown, phase: 'preprocess' | 'run', killed: boolean, staged: FileRecord[]): Promise<void> {
+    const ctx = this.ctx;
+    for (const f of staged) await ctx.files.remove(f.path).catch(() => undefined);
+    let ended: TaskRecord | undefined;
+    if (killed) {
+      ended = await ctx.store.finish(task.id, 'task_cancel', { progress: null, pexit: '0' }, []);
+    } else if (phase === 'preprocess') {
+      ended = await ctx.store.finish(task.id, 'task_error', { debugerror: reason(err), pexit: '1', progress: null }, []);
+    } else {
+      if (!(err instanceof TaskInputError)) ctx.log.error(`task ${task.id} failed: ${err instanceof Error ? err.stack : String(err)}`);
+      ended = await ctx.store.finish(task.id, 'task_postprocess_end', { debugerror: reason(err), pexit: '1', progress: null }, []);
+    }
+    ended ??= await ctx.store.getTaskById(task.id);
+    if (ended) await announceTerminal(ctx, ended);
+  }
+
+  /** Downloads each URL input (or reads the upload) into the task's folder, through the guarded fetcher. */
+  private async fetchInputs(task: TaskRecord, tool: ServiceTool, signal: AbortSignal): Promise<Record<string, InputFile>> {
+    const ctx = this.ctx;
+    const inputs: Record<string, InputFile> = {};
+    const uploaded = await ctx.store.listFiles(task.id, 'input');
+    for (const id of tool.fileInputs) {
+      const upload = uploaded.find((f) => f.name.startsWith(`${id}-`) || f.name === id);
+      if (upload) {
+        const path = ctx.files.localPath(upload.path);
+        inputs[id] = { id, url: String(task.parameters[id] ?? ''), bytes: await readFile(path), contentType: upload.contentType, path };
+        continue;
+      }
+      const url = task.parameters[`${id}Url`];
+      if (typeof url !== 'string' || url === '') continue;
+      if (!/^https?:\/\//i.test(url)) {
+        throw new TaskInputError('url_invalid', `${id}Url "${url}" is not an http(s) URL: give a full URL to the image, or upload the file as ${id}.`);
+      }
+      let fetched: { bytes: Uint8Array; contentType: string };
+      try {
+        fetched = await ctx.net.fetchImage(url, signal);
+      } catch (err) {
+        if (signal.aborted) throw new Killed();
+        throw new TaskInputError('url_fetch', `${id}Url: ${reason(err)}`);
+      }
+      const ext = fetched.contentType.split('/')[1]?.replace('jpeg', 'jpg') ?? 'bin';
+      const name = `${id}.${ext}`;
+      const path = join(taskDir(task.id), 'inputs', name);
+      await ctx.files.put(path, fetched.bytes);
+      inputs[id] = { id, url, bytes: fetched.bytes, contentType: fetched.contentType, path: ctx.files.localPath(path) };
+    }
+    return inputs;
+  }
+}
