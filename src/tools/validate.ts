@@ -1,0 +1,338 @@
+/**
+ * Validates a Run body against a tool definition and applies its defaults. Pure: no I/O; whether a
+ * selected model is installed is asked of the caller's availability hook.
+ *
+ * Bodies arrive from JSON or multipart, so numbers may be strings ("5.0") and lists may be arrays
+ * or comma-separated strings. Every problem is reported (all code 0, Wiro's validation class), in
+ * the order of the tool's inputs, with Wiro's wording where its docs give one:
+ *   Request parameter [{id}] required · Request files [{id}] required
+ *   Request parameter [{id}] must be integer or float · … must be between {min} and {max}
+ * Fields the tool does not declare are ignored (clients send projectid and the like);
+ * callbackUrl is passed through separately.
+ */
+import type {
+  AvailabilityCheck,
+  FileInput,
+  FileRef,
+  InputSpec,
+  MultiSelectInput,
+  NumberInput,
+  OptionSpec,
+  ParamValue,
+  RunParams,
+  SelectInput,
+  TextInput,
+  ToolDefinition,
+  UploadedFile,
+  ValidationResult,
+} from './types.js';
+
+export interface ValidateOptions {
+  availability?: AvailabilityCheck;
+}
+
+export const UINT64_MAX = (1n << 64n) - 1n;
+const PRIVATE_ID = /^[A-Za-z0-9._-]{1,128}$/;
+const DECIMAL = /^[+-]?(\d+\.?\d*|\.\d+)(e[+-]?\d+)?$/i;
+
+const param = (id: string, rest: string): string => `Request parameter [${id}] ${rest}`;
+
+/** Absent in every way a JSON or multipart client can say it. */
+function isAbsent(raw: unknown): boolean {
+  return raw === undefined || raw === null || (typeof raw === 'string' && raw.trim() === '');
+}
+
+/** Own fields only: a body key such as "constructor" never reaches Object.prototype. */
+function field<T>(record: Record<string, T>, key: string): T | undefined {
+  return Object.hasOwn(record, key) ? record[key] : undefined;
+}
+
+function isPlainObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+/** Numbers print without trailing zeros: "between 0 and 1.5". */
+const show = (n: number): string => String(n);
+
+// ---- One function per input kind: each returns the value, or pushes errors and returns undefined.
+
+function validateText(input: TextInput, raw: unknown, errors: string[]): string | undefined {
+  if (input.format === 'uint64') return validateUint64(input, raw, errors);
+  if (raw === undefined || raw === null) {
+    if (input.required) errors.push(param(input.id, 'required'));
+    return input.default;
+  }
+  if (typeof raw === 'number' && Number.isFinite(raw)) raw = String(raw);
+  if (typeof raw !== 'string') {
+    errors.push(param(input.id, 'must be a string'));
+    return undefined;
+  }
+  if (input.required && raw.trim() === '') {
+    errors.push(param(input.id, 'required'));
+    return undefined;
+  }
+  return raw;
+}
+
+function validateUint64(input: TextInput, raw: unknown, errors: string[]): string | undefined {
+  if (isAbsent(raw)) {
+    if (input.required) errors.push(param(input.id, 'required'));
+    return input.default;
+  }
+  const text = typeof raw === 'number' && Number.isSafeInteger(raw) ? String(raw) : typeof raw === 'string' ? raw.trim() : '';
+  if (/^\+?\d+$/.test(text)) {
+    const value = BigInt(text);
+    if (value <= UINT64_MAX) return value.toString();
+  }
+  errors.push(param(input.id, `must be an integer between 0 and ${UINT64_MAX}`));
+  return undefined;
+}
+
+function parseNumber(raw: unknown): number | undefined {
+  if (typeof raw === 'number') return Number.isFinite(raw) ? raw : undefined;
+  if (typeof raw === 'string' && DECIMAL.test(raw.trim())) {
+    const n = Number(raw.trim());
+    return Number.isFinite(n) ? n : undefined;
+  }
+  return undefined;
+}
+
+function validateNumber(input: NumberInput, raw: unknown, errors: string[]): number | null | undefined {
+  if (isAbsent(raw)) {
+    if (input.required) errors.push(param(input.id, 'required'));
+    return input.default;
+  }
+  const n = parseNumber(raw);
+  if (n === undefined) {
+    errors.push(param(input.id, 'must be integer or float'));
+    return undefined;
+  }
+  // Wiro's wording has no integer-only message; ours follows its pattern.
+  if (input.type === 'number' && !Number.isInteger(n)) {
+    errors.push(param(input.id, 'must be integer'));
+    return undefined;
+  }
+  if (n < input.min || n > input.max) {
+    errors.push(param(input.id, `must be between ${show(input.min)} and ${show(input.max)}`));
+    return undefined;
+  }
+  return n === 0 ? 0 : n; // no -0
+}
+
+function unknownOption(id: string, value: string, options: readonly OptionSpec[]): string {
+  const valid = options.map((o) => o.value).join(', ');
+  return param(id, `has unknown option [${value}]; valid options: ${valid}`);
+}
+
+/** One id of a select: a known option, a default alias (→ ''), or a private id when options are open. */
+function checkOption(input: SelectInput | MultiSelectInput, value: string, errors: string[]): string | undefined {
+  if (input.type === 'select' && input.defaultAliases?.includes(value)) return '';
+  if (input.type === 'select' && input.openOptions) {
+    if (PRIVATE_ID.test(value)) return value;
+    errors.push(param(input.id, `must be a model id (letters, digits, '.', '_' or '-')`));
+    return undefined;
+  }
+  if (input.options.some((o) => o.value === value)) return value;
+  errors.push(unknownOption(input.id, value, input.options));
+  return undefined;
+}
+
+function validateSingleSelect(input: SelectInput, raw: unknown, errors: string[]): string | undefined {
+  if (isAbsent(raw)) {
+    if (input.required) errors.push(param(input.id, 'required'));
+    return input.default;
+  }
+  if (typeof raw === 'number' && Number.isFinite(raw)) raw = String(raw);
+  if (typeof raw !== 'string') {
+    errors.push(param(input.id, 'must be a string'));
+    return undefined;
+  }
+  const value = checkOption(input, raw.trim(), errors);
+  return value === '' ? input.default : value;
+}
+
+/**
+ * A list of ids: an array, a comma-separated string, or a JSON array in a string (what some form
+ * encoders send). Absent → the default; "" or [] → none. Duplicates are dropped, order kept.
+ */
+function validateList(input: SelectInput | MultiSelectInput, raw: unknown, errors: string[]): string[] | undefined {
+  if (raw === undefined || raw === null) {
+    if (input.required) errors.push(param(input.id, 'required'));
+    if (typeof input.default !== 'string') return [...input.default];
+    return input.default === '' ? [] : [input.default];
+  }
+  const items: unknown[] = Array.isArray(raw) ? raw : typeof raw === 'string' ? listFromString(raw.trim()) : [raw];
+  if (!items.every((i) => typeof i === 'string' || (typeof i === 'number' && Number.isFinite(i)))) {
+    errors.push(param(input.id, 'must be an array of option ids or a comma-separated string'));
+    return undefined;
+  }
+  const ids: string[] = [];
+  let known = true;
+  for (const item of items) {
+    const text = String(item).trim();
+    if (text === '') continue;
+    const value = checkOption(input, text, errors);
+    if (value === undefined) known = false;
+    else if (value !== '' && !ids.includes(value)) ids.push(value);
+  }
+  if (!known) return undefined;
+  if (input.required && ids.length === 0) {
+    errors.push(param(input.id, 'required'));
+    return undefined;
+  }
+  return ids;
+}
+
+function listFromString(text: string): unknown[] {
+  if (text.startsWith('[')) {
+    try {
+      const parsed: unknown = JSON.parse(text);
+      if (Array.isArray(parsed)) return parsed;
+    } catch {
+      // not JSON: read it as a comma-separated list, which will name the bad id
+    }
+  }
+  return text.split(',');
+}
+
+function validateFile(
+  input: FileInput,
+  body: Record<string, unknown>,
+  files: Record<string, UploadedFile>,
+  errors: string[],
+): FileRef | null | undefined {
+  const urlField = `${input.id}Url`;
+  const file = field(files, input.id);
+  const direct = field(body, input.id); // a URL may be passed directly in {id}
+  const viaUrl = field(body, urlField);
+  let bad = false;
+  if (!isAbsent(direct) && typeof direct !== 'string') {
+    errors.push(param(input.id, 'must be a file or a URL'));
+    bad = true;
+  }
+  if (!isAbsent(viaUrl) && typeof viaUrl !== 'string') {
+    errors.push(param(urlField, 'must be a string'));
+    bad = true;
+  }
+  if (bad) return undefined;
+  const url = (v: unknown): string => (typeof v === 'string' ? v.trim() : '');
+  const distinctUrls = [...new Set([url(direct), url(viaUrl)].filter((u) => u !== ''))];
+  if (file && distinctUrls.length > 0) {
+    errors.push(`Request files [${input.id}] must be sent as a file or as a URL in [${urlField}], not both`);
+    return undefined;
+  }
+  if (distinctUrls.length > 1) {
+    errors.push(param(input.id, `and [${urlField}] name different URLs; send one`));
+    return undefined;
+  }
+  if (file) {
+    if (file.size <= 0) {
+      errors.push(`Request files [${input.id}] is empty`);
+      return undefined;
+    }
+    return { source: 'upload', filename: file.filename, contentType: file.contentType, size: file.size };
+  }
+  if (distinctUrls.length === 1) return { source: 'url', url: distinctUrls[0]! };
+  if (input.required) errors.push(`Request files [${input.id}] required`);
+  return null;
+}
+
+function validateInput(
+  input: InputSpec,
+  body: Record<string, unknown>,
+  files: Record<string, UploadedFile>,
+  errors: string[],
+): ParamValue | undefined {
+  const raw = field(body, input.id);
+  switch (input.type) {
+    case 'text':
+    case 'textarea':
+      return validateText(input, raw, errors);
+    case 'number':
+    case 'float':
+      return validateNumber(input, raw, errors);
+    case 'select':
+      return input.multiple ? validateList(input, raw, errors) : validateSingleSelect(input, raw, errors);
+    case 'multiselect':
+      return validateList(input, raw, errors);
+    case 'fileinput':
+      return validateFile(input, body, files, errors);
+  }
+}
+
+/** The ids a select or multiselect value holds ('' holds none). */
+function selectedIds(value: ParamValue | undefined): readonly string[] {
+  if (typeof value === 'string') return value === '' ? [] : [value];
+  if (Array.isArray(value)) return value.filter((v): v is string => typeof v === 'string');
+  return [];
+}
+
+/** The generate settings of the options a request selected, e.g. each chosen ControlNet's scale. */
+function validateSettings(
+  tool: ToolDefinition,
+  values: Record<string, ParamValue>,
+  body: Record<string, unknown>,
+  errors: string[],
+): Record<string, number> {
+  const settings: Record<string, number> = {};
+  for (const input of tool.inputs) {
+    if (input.type !== 'select' && input.type !== 'multiselect') continue;
+    const chosen = selectedIds(values[input.id]);
+    for (const option of input.options) {
+      if (!chosen.includes(option.value)) continue;
+      for (const setting of option.generatesettings ?? []) {
+        if (Object.hasOwn(settings, setting.id)) continue;
+        const min = Number(setting.minvalue);
+        const max = Number(setting.maxvalue);
+        const raw = field(body, setting.id);
+        if (isAbsent(raw)) {
+          settings[setting.id] = Number(setting.defaultvalue);
+          continue;
+        }
+        const n = parseNumber(raw);
+        if (n === undefined) errors.push(param(setting.id, 'must be integer or float'));
+        else if (n < min || n > max) errors.push(param(setting.id, `must be between ${show(min)} and ${show(max)}`));
+        else settings[setting.id] = n === 0 ? 0 : n;
+      }
+    }
+  }
+  return settings;
+}
+
+function checkAvailability(tool: ToolDefinition, values: Record<string, ParamValue>, check: AvailabilityCheck, errors: string[]): void {
+  for (const input of tool.inputs) {
+    if ((input.type !== 'select' && input.type !== 'multiselect') || !input.catalog) continue;
+    for (const id of selectedIds(values[input.id])) {
+      const problem = check(input.id, id);
+      if (problem !== undefined) errors.push(problem);
+    }
+  }
+}
+
+export function validateRun(
+  tool: ToolDefinition,
+  body: Record<string, unknown>,
+  files: Record<string, UploadedFile> = {},
+  options: ValidateOptions = {},
+): ValidationResult {
+  if (!isPlainObject(body)) return { ok: false, errors: [{ code: 0, message: 'Request parameters are invalid.' }] };
+  const messages: string[] = [];
+  const values: Record<string, ParamValue> = {};
+  for (const input of tool.inputs) {
+    const value = validateInput(input, body, files, messages);
+    if (value !== undefined) values[input.id] = value;
+  }
+  const settings = validateSettings(tool, values, body, messages);
+
+  let callbackUrl: string | null = null;
+  const rawCallback = field(body, 'callbackUrl');
+  if (typeof rawCallback === 'string') callbackUrl = rawCallback.trim() === '' ? null : rawCallback.trim();
+  else if (rawCallback !== undefined && rawCallback !== null) messages.push(param('callbackUrl', 'must be a string'));
+
+  // Ask about installed models only for a request that is otherwise well formed.
+  if (messages.length === 0 && options.availability) checkAvailability(tool, values, options.availability, messages);
+
+  if (messages.length > 0) return { ok: false, errors: messages.map((message) => ({ code: 0, message })) };
+  return { ok: true, params: { values, settings, callbackUrl } };
+}
+
