@@ -1,0 +1,118 @@
+// The worker thread that owns ONNX Runtime sessions. onnxruntime-node's run() is synchronous native
+// code (engine-prior-art.md §1.7), so it must never run on the main thread's event loop. Requests are
+// handled one at a time, in order; several sessions can live here.
+import { parentPort } from 'node:worker_threads';
+import * as ort from 'onnxruntime-node';
+import type { DType, HostArray } from './dtype.js';
+import {
+  transferables,
+  type Reply, type Request, type SessionInfo, type ValueMeta, type WireTensor, type WorkerSessionOptions,
+} from './session-protocol.js';
+
+const port = parentPort;
+if (!port) throw new Error('session-worker.ts must run in a worker thread');
+
+const sessions = new Map<number, ort.InferenceSession>();
+let nextSession = 1;
+
+const OUTPUT_TYPES: Partial<Record<string, DType>> = {
+  float32: 'float32', float16: 'float16', int64: 'int64', int32: 'int32', int8: 'int8', uint8: 'uint8', bool: 'bool',
+};
+
+class WorkerError extends Error {
+  constructor(readonly code: string, message: string) {
+    super(message);
+  }
+}
+
+function sessionOptions(o: WorkerSessionOptions): ort.InferenceSession.SessionOptions {
+  const device = { deviceId: o.deviceId ?? 0 };
+  const providers: ort.InferenceSession.ExecutionProviderConfig[] =
+    o.executionProvider === 'cuda' ? [{ name: 'cuda', ...device }]
+      : o.executionProvider === 'tensorrt' ? [{ name: 'tensorrt', ...device }, { name: 'cuda', ...device }]
+        : ['cpu'];
+  const options: ort.InferenceSession.SessionOptions = { executionProviders: providers };
+  if (o.intraOpThreads !== undefined) options.intraOpNumThreads = o.intraOpThreads;
+  if (o.interOpThreads !== undefined) options.interOpNumThreads = o.interOpThreads;
+  if (o.graphOptimizationLevel !== undefined) options.graphOptimizationLevel = o.graphOptimizationLevel;
+  if (o.disableCpuFallback) options.extra = { session: { disable_cpu_ep_fallback: '1' } };
+  return options;
+}
+
+function meta(list: readonly ort.InferenceSession.ValueMetadata[]): ValueMeta[] {
+  return list.map((m) => (m.isTensor
+    ? { name: m.name, dtype: m.type, shape: [...m.shape] }
+    : { name: m.name, dtype: 'non-tensor', shape: [] }));
+}
+
+async function create(model: string | Uint8Array, o: WorkerSessionOptions): Promise<SessionInfo> {
+  let session: ort.InferenceSession;
+  try {
+    session = typeof model === 'string'
+      ? await ort.InferenceSession.create(model, sessionOptions(o))
+      : await ort.InferenceSession.create(model, sessionOptions(o));
+  } catch (e) {
+    const where = typeof model === 'string' ? model : `${model.byteLength}-byte model`;
+    const message = (e as Error).message;
+    // A GPU provider that cannot load (missing CUDA/cuDNN/TensorRT libraries, no device) is not a model error.
+    const providerFailed = o.executionProvider !== 'cpu' && /provider|cuda|cudnn|tensorrt|nvinfer|\.so|\.dll|device/i.test(message);
+    throw new WorkerError(providerFailed ? 'ort_ep_unavailable' : 'ort_session_failed',
+      `could not create an ONNX Runtime session (${o.executionProvider}) for ${where}: ${message}`);
+  }
+  const id = nextSession++;
+  sessions.set(id, session);
+  return { session: id, inputs: meta(session.inputMetadata), outputs: meta(session.outputMetadata) };
+}
+
+async function run(id: number, feeds: Record<string, WireTensor>, fetches?: string[]): Promise<Record<string, WireTensor>> {
+  const session = sessions.get(id);
+  if (!session) throw new WorkerError('ort_session_closed', `session ${id} was released`);
+  const inputs: Record<string, ort.Tensor> = {};
+  for (const [name, t] of Object.entries(feeds)) inputs[name] = new ort.Tensor(t.dtype, t.data, t.dims);
+  let results: ort.InferenceSession.OnnxValueMapType;
+  try {
+    results = fetches ? await session.run(inputs, fetches) : await session.run(inputs);
+  } catch (e) {
+    throw new WorkerError('ort_run_failed', `ONNX Runtime run failed: ${(e as Error).message}`);
+  }
+  const out: Record<string, WireTensor> = {};
+  for (const [name, value] of Object.entries(results)) {
+    const tensor = value as ort.Tensor;
+    const dtype = OUTPUT_TYPES[tensor.type];
+    if (!dtype) throw new WorkerError('ort_unsupported_type', `output ${name} has type ${tensor.type}, which the engine does not read`);
+    out[name] = { dtype, dims: [...tensor.dims], data: tensor.data as HostArray };
+  }
+  return out;
+}
+
+async function handle(req: Request): Promise<{ result: Reply & { ok: true }; transfer: ArrayBuffer[] }> {
+  switch (req.type) {
+    case 'create':
+      return { result: { id: req.id, ok: true, result: await create(req.model, req.options) }, transfer: [] };
+    case 'run': {
+      const outputs = await run(req.session, req.feeds, req.fetches);
+      return { result: { id: req.id, ok: true, result: outputs }, transfer: transferables(Object.values(outputs).map((t) => t.data)) };
+    }
+    case 'release': {
+      const session = sessions.get(req.session);
+      sessions.delete(req.session);
+      if (session) await session.release();
+      return { result: { id: req.id, ok: true, result: null }, transfer: [] };
+    }
+  }
+}
+
+// One request at a time: a run holds the thread anyway, and order is what callers expect.
+let queue = Promise.resolve();
+port.on('message', (req: Request) => {
+  queue = queue.then(async () => {
+    try {
+      const { result, transfer } = await handle(req);
+      port.postMessage(result, transfer);
+    } catch (e) {
+      const code = e instanceof WorkerError ? e.code : 'ort_error';
+      const reply: Reply = { id: req.id, ok: false, error: { code, message: (e as Error).message ?? String(e) } };
+      port.postMessage(reply);
+    }
+  });
+});
