@@ -23,10 +23,22 @@ export const TINY_PNG = Buffer.from(
  */
 export class ScriptedRunner implements ToolRunner {
   private gates: (() => void)[] = [];
+  private credits = 0;
   stepDelayMs = 30;
 
+  /** Lets one gated run through: the one waiting now, or the next to arrive. */
   release(): void {
-    for (const g of this.gates.splice(0)) g();
+    const waiting = this.gates.shift();
+    if (waiting) waiting();
+    else this.credits++;
+  }
+
+  private gate(): Promise<void> {
+    if (this.credits > 0) {
+      this.credits--;
+      return Promise.resolve();
+    }
+    return new Promise<void>((r) => this.gates.push(r));
   }
 
   async preprocess(ctx: RunContext): Promise<void> {
@@ -36,7 +48,7 @@ export class ScriptedRunner implements ToolRunner {
 
   async run(ctx: RunContext): Promise<void> {
     const p = ctx.params as { mode: string; steps: number };
-    if (p.mode === 'gate') await new Promise<void>((r) => this.gates.push(r));
+    if (p.mode === 'gate') await this.gate();
     for (let i = 1; i <= p.steps; i++) {
       if (ctx.signal.aborted) throw new Error('aborted');
       await new Promise((r) => setTimeout(r, p.mode === 'slow' ? this.stepDelayMs * 5 : 1));
