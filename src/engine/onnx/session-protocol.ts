@@ -36,7 +36,8 @@ export interface SessionInfo {
 export type Request =
   | { id: number; type: 'create'; model: string | Uint8Array; options: WorkerSessionOptions }
   | { id: number; type: 'run'; session: number; feeds: Record<string, WireTensor>; fetches?: string[] }
-  | { id: number; type: 'release'; session: number };
+  | { id: number; type: 'release'; session: number }
+  | { id: number; type: 'shutdown' };
 
 export interface WireError {
   code: string;

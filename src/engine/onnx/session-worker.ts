@@ -93,6 +93,8 @@ async function handle(req: Request): Promise<{ result: Reply & { ok: true }; tra
       const outputs = await run(req.session, req.feeds, req.fetches);
       return { result: { id: req.id, ok: true, result: outputs }, transfer: transferables(Object.values(outputs).map((t) => t.data)) };
     }
+    case 'shutdown':
+      throw new WorkerError('ort_error', 'shutdown is handled on receipt');
     case 'release': {
       const session = sessions.get(req.session);
       sessions.delete(req.session);
@@ -102,10 +104,28 @@ async function handle(req: Request): Promise<{ result: Reply & { ok: true }; tra
   }
 }
 
+/** Releases every session and ends this thread, between runs (never inside one). */
+async function shutdown(): Promise<void> {
+  for (const [id, session] of sessions) {
+    sessions.delete(id);
+    await session.release().catch(() => undefined);
+  }
+  process.exit(0); // in a worker: ends this thread only
+}
+
 // One request at a time: a run holds the thread anyway, and order is what callers expect.
+// A shutdown request is seen as soon as the current run returns; queued requests are then dropped
+// (the main thread has already failed them).
 let queue = Promise.resolve();
+let closing = false;
 port.on('message', (req: Request) => {
+  if (req.type === 'shutdown') {
+    closing = true;
+    queue = queue.then(shutdown);
+    return;
+  }
   queue = queue.then(async () => {
+    if (closing) return;
     try {
       const { result, transfer } = await handle(req);
       port.postMessage(result, transfer);

@@ -4,7 +4,9 @@
 //
 // Aborting: ORT cannot be interrupted mid-run from Node (RunOptions.terminate is web-only, §1.3).
 // An AbortSignal rejects the pending run() at once and its result is dropped when it arrives, but the
-// worker stays busy until ORT returns; later requests to the same worker wait behind it.
+// worker stays busy until ORT returns; later requests to the same worker wait behind it. For the same
+// reason OrtWorker.terminate() waits for the run in progress, and a process that exits (process.exit)
+// while a run is in progress may abort: let runs settle, or terminate workers, before exiting.
 import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
@@ -121,6 +123,9 @@ export class OrtWorker {
   private readonly pending = new Map<number, Pending>();
   private nextId = 1;
   private dead: Error | undefined;
+  private exited: Promise<void> | undefined;
+  /** The thread has ended. */
+  private gone = false;
 
   /** The process-wide worker (a new one if the last one died or was terminated). */
   static shared(): OrtWorker {
@@ -133,7 +138,10 @@ export class OrtWorker {
     this.worker.unref();
     this.worker.on('message', (reply: Reply) => this.settle(reply));
     this.worker.on('error', (e) => this.fail(new EngineError('ort_worker_died', `the ONNX Runtime worker failed: ${e.message}`)));
-    this.worker.on('exit', (code) => this.fail(new EngineError('ort_worker_died', `the ONNX Runtime worker exited (code ${code})`)));
+    this.worker.on('exit', (code) => {
+      this.gone = true;
+      this.fail(new EngineError('ort_worker_died', `the ONNX Runtime worker exited (code ${code})`));
+    });
   }
 
   get alive(): boolean {
@@ -162,11 +170,19 @@ export class OrtWorker {
     });
   }
 
-  /** Stops the worker; its sessions are gone and pending requests fail. */
+  /**
+   * Stops the worker: pending requests fail at once, its sessions are released and the thread ends
+   * once ORT returns from the run in progress, if any. (Killing the thread inside a native run makes
+   * the binding throw into a dying environment, which aborts the whole process.)
+   */
   async terminate(): Promise<void> {
-    if (this.dead) return;
+    if (this.exited) return this.exited;
+    if (this.gone) return;
+    this.exited = new Promise<void>((resolve) => this.worker.once('exit', () => resolve()));
     this.fail(new EngineError('ort_worker_terminated', 'the ONNX Runtime worker was terminated'));
-    await this.worker.terminate();
+    this.worker.ref();
+    this.worker.postMessage({ id: 0, type: 'shutdown' } satisfies Request);
+    return this.exited;
   }
 
   private settle(reply: Reply): void {
