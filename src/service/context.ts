@@ -24,18 +24,23 @@ export interface ServiceTool {
   cps: string;
   /** Ids of file inputs: each arrives as an upload `{id}` or a URL `{id}Url`. */
   fileInputs: string[];
+  /** The URL inputs of a validated request that the worker must fetch in preprocess, by input id. */
+  inputUrls(params: unknown): Record<string, string>;
   validate(
     body: Record<string, unknown>,
     files: Record<string, UploadedFileInfo>,
   ): { ok: true; params: unknown } | { ok: false; errors: ValidationError[] };
-  /** The Tool/Detail (and Tool/List) item. */
+  /** The Tool/Detail item. */
   detail(): Record<string, unknown>;
+  /** The Tool/List item. */
+  listItem(): Record<string, unknown>;
   runner: ToolRunner;
 }
 
 /** Network access to strangers' URLs (the guarded fetcher), injected so tests and deployments can tune it. */
 export interface Network {
-  fetchImage(url: string, signal: AbortSignal): Promise<{ bytes: Uint8Array; contentType: string }>;
+  /** Fetches an image URL; errors carry a message naming `label` (e.g. "inputImageUrl") and the URL. */
+  fetchImage(url: string, opts: { label: string; signal: AbortSignal }): Promise<{ bytes: Uint8Array; contentType: string }>;
   /** Checks uploaded bytes are an image within the limits; throws an Error with a user-facing message. */
   checkImage(bytes: Uint8Array): Promise<{ contentType: string }>;
   deliverCallback(url: string, payload: object): Promise<CallbackRecord>;

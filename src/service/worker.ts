@@ -164,33 +164,31 @@ export class Worker {
     if (ended) await announceTerminal(ctx, ended);
   }
 
-  /** Downloads each URL input (or reads the upload) into the task's folder, through the guarded fetcher. */
+  /** Reads each uploaded input, and downloads each URL input through the guarded fetcher, into the task's folder. */
   private async fetchInputs(task: TaskRecord, tool: ServiceTool, signal: AbortSignal): Promise<Record<string, InputFile>> {
     const ctx = this.ctx;
     const inputs: Record<string, InputFile> = {};
-    const uploaded = await ctx.store.listFiles(task.id, 'input');
-    for (const id of tool.fileInputs) {
-      const upload = uploaded.find((f) => f.name.startsWith(`${id}-`) || f.name === id);
-      if (upload) {
-        const path = ctx.files.localPath(upload.path);
-        inputs[id] = { id, url: String(task.parameters[id] ?? ''), bytes: await readFile(path), contentType: upload.contentType, path };
-        continue;
-      }
-      const url = task.parameters[`${id}Url`];
-      if (typeof url !== 'string' || url === '') continue;
+    for (const upload of await ctx.store.listFiles(task.id, 'input')) {
+      const id = tool.fileInputs.find((i) => upload.name.startsWith(`${i}-`));
+      if (!id) continue;
+      const path = ctx.files.localPath(upload.path);
+      inputs[id] = { id, url: String(task.parameters[id] ?? ''), bytes: await readFile(path), contentType: upload.contentType, path };
+    }
+    for (const [id, url] of Object.entries(tool.inputUrls(task.params))) {
+      if (inputs[id]) continue;
+      const label = task.parameters[`${id}Url`] === url ? `${id}Url` : id;
       if (!/^https?:\/\//i.test(url)) {
-        throw new TaskInputError('url_invalid', `${id}Url "${url}" is not an http(s) URL: give a full URL to the image, or upload the file as ${id}.`);
+        throw new TaskInputError('url_invalid', `${label} "${url.slice(0, 200)}" is not an http(s) URL: give a full URL to the image, or upload the file as ${id}.`);
       }
       let fetched: { bytes: Uint8Array; contentType: string };
       try {
-        fetched = await ctx.net.fetchImage(url, signal);
+        fetched = await ctx.net.fetchImage(url, { label, signal });
       } catch (err) {
         if (signal.aborted) throw new Killed();
-        throw new TaskInputError('url_fetch', `${id}Url: ${reason(err)}`);
+        throw new TaskInputError('url_fetch', reason(err));
       }
-      const ext = fetched.contentType.split('/')[1]?.replace('jpeg', 'jpg') ?? 'bin';
-      const name = `${id}.${ext}`;
-      const path = join(taskDir(task.id), 'inputs', name);
+      const ext = fetched.contentType.split('/')[1]?.replace('jpeg', 'jpg').replace(/[^a-z0-9]/g, '') || 'bin';
+      const path = join(taskDir(task.id), 'inputs', `${id}.${ext}`);
       await ctx.files.put(path, fetched.bytes);
       inputs[id] = { id, url, bytes: fetched.bytes, contentType: fetched.contentType, path: ctx.files.localPath(path) };
     }

@@ -74,9 +74,15 @@ export function scriptedTool(runner: ToolRunner): ServiceTool {
       if (!['ok', 'fail-pre', 'fail-run', 'slow', 'gate'].includes(String(mode))) errors.push({ code: 0, message: 'Request parameter [mode] is invalid' });
       const steps = Number(body.steps ?? 3);
       if (!Number.isInteger(steps) || steps < 1 || steps > 100) errors.push({ code: 0, message: 'Request parameter [steps] must be between 1 and 100' });
-      return errors.length ? { ok: false, errors } : { ok: true, params: { mode: String(mode), steps } };
+      const inputImageUrl = typeof body.inputImageUrl === 'string' ? body.inputImageUrl : '';
+      return errors.length ? { ok: false, errors } : { ok: true, params: { mode: String(mode), steps, inputImageUrl } };
+    },
+    inputUrls: (params): Record<string, string> => {
+      const url = (params as { inputImageUrl: string }).inputImageUrl;
+      return url ? { inputImage: url } : {};
     },
     detail: () => ({ slugowner: 'test', slugproject: 'scripted' }),
+    listItem: () => ({ slugowner: 'test', slugproject: 'scripted' }),
     runner,
   };
 }
@@ -86,9 +92,9 @@ export class FakeNetwork implements Network {
   callbacks: { url: string; payload: Record<string, unknown> }[] = [];
   images = new Map<string, Uint8Array>();
 
-  async fetchImage(url: string): Promise<{ bytes: Uint8Array; contentType: string }> {
+  async fetchImage(url: string, opts: { label: string }): Promise<{ bytes: Uint8Array; contentType: string }> {
     const bytes = this.images.get(url);
-    if (!bytes) throw new Error(`${url} answered 404 Not Found`);
+    if (!bytes) throw new Error(`${opts.label} ${url} answered 404 Not Found`);
     return { bytes, contentType: 'image/png' };
   }
 

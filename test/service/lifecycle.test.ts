@@ -49,7 +49,7 @@ test('a URL input that cannot be fetched fails the task in preprocess, naming th
   const id = await run({ inputImageUrl: 'https://images.example/missing.png' });
   const task = await waitForTerminal(s, id);
   assert.equal(task.status, 'task_error');
-  assert.match(task.debugerror as string, /^inputImageUrl: .*404/);
+  assert.match(task.debugerror as string, /^inputImageUrl .*404/);
 });
 
 test('a bare file name as inputImageUrl fails the task with advice, not a crash', async () => {

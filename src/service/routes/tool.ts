@@ -9,7 +9,7 @@ export function toolRoutes(ctx: ServiceContext) {
     const auth = { config: { auth: true } };
 
     app.post('/v1/Tool/List', auth, async () => {
-      const tools = [...ctx.tools.values()].map((t) => t.detail());
+      const tools = [...ctx.tools.values()].map((t) => t.listItem());
       return { total: tools.length, errors: [], tool: tools, result: true };
     });
 
