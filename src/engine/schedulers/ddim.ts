@@ -10,9 +10,6 @@
  */
 import { EngineError } from '../errors.js';
 import {
-  BETA_PARAMS,
-  PREDICTION_TYPES,
-  TIMESTEP_SPACINGS,
   alphasCumprod,
   checkSameLength,
   drawNoise,
@@ -20,11 +17,16 @@ import {
   makeBetas,
   requireTimesteps,
   rescaleZeroTerminalSnr,
-  resolveConfig,
   thresholdSample,
+} from './common.js';
+import {
+  BETA_PARAMS,
+  PREDICTION_TYPES,
+  TIMESTEP_SPACINGS,
+  resolveConfig,
   type ConfigOf,
   type ConfigSpec,
-} from './common.js';
+} from './config.js';
 import type { Scheduler, StepOptions } from './types.js';
 
 const NAME = 'DDIMScheduler';

@@ -11,9 +11,6 @@
  */
 import { EngineError } from '../errors.js';
 import {
-  BETA_PARAMS,
-  PREDICTION_TYPES,
-  TIMESTEP_SPACINGS,
   alphasCumprod,
   checkSameLength,
   drawNoise,
@@ -21,11 +18,16 @@ import {
   makeBetas,
   requireTimesteps,
   rescaleZeroTerminalSnr,
-  resolveConfig,
   thresholdSample,
+} from './common.js';
+import {
+  BETA_PARAMS,
+  PREDICTION_TYPES,
+  TIMESTEP_SPACINGS,
+  resolveConfig,
   type ConfigOf,
   type ConfigSpec,
-} from './common.js';
+} from './config.js';
 import type { Scheduler, StepOptions } from './types.js';
 
 const NAME = 'DDPMScheduler';

@@ -14,9 +14,6 @@
  */
 import { EngineError } from '../errors.js';
 import {
-  BETA_PARAMS,
-  PREDICTION_TYPES,
-  TIMESTEP_SPACINGS,
   alphasCumprod,
   arange,
   checkSameLength,
@@ -30,14 +27,19 @@ import {
   makeBetas,
   requireTimesteps,
   rescaleZeroTerminalSnr,
-  resolveConfig,
   roundHalfEven,
   sigmaToT,
   sigmasFromAlphasCumprod,
   thresholdSample,
+} from './common.js';
+import {
+  BETA_PARAMS,
+  PREDICTION_TYPES,
+  TIMESTEP_SPACINGS,
+  resolveConfig,
   type ConfigOf,
   type ConfigSpec,
-} from './common.js';
+} from './config.js';
 import type { Scheduler, StepOptions } from './types.js';
 
 const NAME = 'DPMSolverMultistepScheduler';

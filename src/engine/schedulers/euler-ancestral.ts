@@ -10,8 +10,6 @@
  */
 import { EngineError } from '../errors.js';
 import {
-  BETA_PARAMS,
-  TIMESTEP_SPACINGS,
   alphasCumprod,
   checkSameLength,
   drawNoise,
@@ -21,11 +19,9 @@ import {
   makeBetas,
   requireTimesteps,
   rescaleZeroTerminalSnr,
-  resolveConfig,
   sigmasFromAlphasCumprod,
-  type ConfigOf,
-  type ConfigSpec,
 } from './common.js';
+import { BETA_PARAMS, TIMESTEP_SPACINGS, resolveConfig, type ConfigOf, type ConfigSpec } from './config.js';
 import type { Scheduler, StepOptions } from './types.js';
 
 const NAME = 'EulerAncestralDiscreteScheduler';

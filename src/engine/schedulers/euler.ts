@@ -10,9 +10,6 @@
  * shared generator advances exactly as in the reference pipeline.
  */
 import {
-  BETA_PARAMS,
-  PREDICTION_TYPES,
-  TIMESTEP_SPACINGS,
   alphasCumprod,
   checkSameLength,
   drawNoise,
@@ -24,13 +21,18 @@ import {
   makeBetas,
   requireTimesteps,
   rescaleZeroTerminalSnr,
-  resolveConfig,
   sigmaToT,
   sigmasFromAlphasCumprod,
   torchLinspaceF32,
+} from './common.js';
+import {
+  BETA_PARAMS,
+  PREDICTION_TYPES,
+  TIMESTEP_SPACINGS,
+  resolveConfig,
   type ConfigOf,
   type ConfigSpec,
-} from './common.js';
+} from './config.js';
 import type { Scheduler, StepOptions } from './types.js';
 
 const NAME = 'EulerDiscreteScheduler';

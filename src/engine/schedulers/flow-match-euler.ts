@@ -11,7 +11,8 @@
  * There is no input scaling and the initial noise is unscaled (initNoiseSigma = 1).
  */
 import { EngineError } from '../errors.js';
-import { checkSameLength, checkStepCount, indexForTimestep, linspace, requireTimesteps, resolveConfig, type ConfigOf, type ConfigSpec } from './common.js';
+import { checkSameLength, checkStepCount, indexForTimestep, linspace, requireTimesteps } from './common.js';
+import { resolveConfig, type ConfigOf, type ConfigSpec } from './config.js';
 import type { Scheduler } from './types.js';
 
 const NAME = 'FlowMatchEulerDiscreteScheduler';

@@ -10,9 +10,6 @@
  * because ℓ_k is a polynomial of degree ≤ 3.
  */
 import {
-  BETA_PARAMS,
-  PREDICTION_TYPES,
-  TIMESTEP_SPACINGS,
   alphasCumprod,
   checkSameLength,
   floatTimesteps,
@@ -22,12 +19,17 @@ import {
   logF32,
   makeBetas,
   requireTimesteps,
-  resolveConfig,
   sigmaToT,
   sigmasFromAlphasCumprod,
+} from './common.js';
+import {
+  BETA_PARAMS,
+  PREDICTION_TYPES,
+  TIMESTEP_SPACINGS,
+  resolveConfig,
   type ConfigOf,
   type ConfigSpec,
-} from './common.js';
+} from './config.js';
 import type { Scheduler } from './types.js';
 
 const NAME = 'LMSDiscreteScheduler';

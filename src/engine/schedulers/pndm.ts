@@ -11,8 +11,6 @@
  */
 import { EngineError } from '../errors.js';
 import {
-  BETA_PARAMS,
-  TIMESTEP_SPACINGS,
   alphasCumprod,
   arange,
   checkSameLength,
@@ -20,11 +18,9 @@ import {
   linspace,
   makeBetas,
   requireTimesteps,
-  resolveConfig,
   roundHalfEven,
-  type ConfigOf,
-  type ConfigSpec,
 } from './common.js';
+import { BETA_PARAMS, TIMESTEP_SPACINGS, resolveConfig, type ConfigOf, type ConfigSpec } from './config.js';
 import type { Scheduler } from './types.js';
 
 const NAME = 'PNDMScheduler';

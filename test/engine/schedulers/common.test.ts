@@ -12,13 +12,11 @@ import {
   logF32,
   makeBetas,
   rescaleZeroTerminalSnr,
-  resolveConfig,
   roundHalfEven,
   sigmaToT,
   sigmasFromAlphasCumprod,
   torchLinspaceF32,
 } from '../../../src/engine/schedulers/common.js';
-import { integrate } from '../../../src/engine/schedulers/lms.js';
 import { golden } from '../../helpers/paths.js';
 
 const SDXL_BETAS = { num_train_timesteps: 1000, beta_start: 0.00085, beta_end: 0.012, beta_schedule: 'scaled_linear', trained_betas: null };
@@ -114,37 +112,4 @@ test('sigma → t inverts the training table (log-linear between entries)', () =
   assert.equal(sigmaToT(sigmas[0]!, logs), 0);
   const between = sigmaToT(Math.sqrt(sigmas[400]! * sigmas[401]!), logs);
   assert.ok(between > 400.49 && between < 400.51);
-});
-
-test('config resolution: declared keys taken, defaults for the rest, other keys carried, private keys dropped', () => {
-  const spec = {
-    a: { type: 'int', default: 1 },
-    b: { type: 'string', default: 'x', choices: ['x', 'y'] },
-    c: { type: 'number?', default: null },
-  } as const;
-  const { values, record } = resolveConfig('Test', spec, { _class_name: 'Other', _diffusers_version: '0.19', a: 5, extra: true });
-  assert.deepEqual(values, { a: 5, b: 'x', c: null });
-  assert.deepEqual(record, { _class_name: 'Test', a: 5, b: 'x', c: null, _use_default_values: ['b', 'c'], extra: true });
-});
-
-test('config resolution: keys the source listed in _use_default_values take this class\'s defaults', () => {
-  const spec = { timestep_spacing: { type: 'string', default: 'linspace' } } as const;
-  const { values } = resolveConfig('Test', spec, { timestep_spacing: 'leading', _use_default_values: ['timestep_spacing'] });
-  assert.equal(values.timestep_spacing, 'linspace');
-});
-
-test('config resolution: a value of the wrong type or outside the choices is a bad_scheduler_config error', () => {
-  const spec = { n: { type: 'int', default: 1, min: 1 }, p: { type: 'string', default: 'epsilon', choices: ['epsilon', 'sample'] } } as const;
-  const bad = (raw: Record<string, unknown>, pattern: RegExp): void => {
-    assert.throws(() => resolveConfig('Test', spec, raw), (err: unknown) => err instanceof EngineError && err.code === 'bad_scheduler_config' && pattern.test(err.message));
-  };
-  bad({ n: 0 }, /"n" must be an integer >= 1, got 0/);
-  bad({ n: '5' }, /"n" must be an integer/);
-  bad({ p: 'eps' }, /"p" must be one of "epsilon", "sample", got "eps"/);
-});
-
-test('adaptive quadrature: exact for cubics, within epsrel for a square root', () => {
-  assert.ok(Math.abs(integrate((x) => x ** 3 - 2 * x, 0.5, 3, 1e-4) - (3 ** 4 / 4 - 9 - (0.5 ** 4 / 4 - 0.25))) < 1e-12);
-  assert.ok(Math.abs(integrate(Math.sqrt, 0, 1, 1e-6) - 2 / 3) < 1e-6);
-  assert.ok(Math.abs(integrate((x) => x * x, 2, 1, 1e-4) - -(7 / 3)) < 1e-12, 'reversed bounds give the negative');
 });

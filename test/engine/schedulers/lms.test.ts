@@ -2,7 +2,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { EulerDiscreteScheduler } from '../../../src/engine/schedulers/euler.js';
-import { LMSDiscreteScheduler } from '../../../src/engine/schedulers/lms.js';
+import { LMSDiscreteScheduler, integrate } from '../../../src/engine/schedulers/lms.js';
 import { latent, maxAbsDiff, sdxl } from './fixtures.js';
 
 test('LMS with SDXL\'s config: sigmas and init_noise_sigma as Euler\'s (sqrt(σ_max² + 1) = 11.0736 for 20 steps)', () => {
@@ -51,4 +51,10 @@ test('LMS with Karras sigmas spans the spaced schedule (901 → 1 for 10 SDXL st
   assert.ok(s.timesteps.some((t) => t !== Math.fround(t)), 'not rounded to float32');
   assert.ok(s.timesteps.some((t) => !Number.isInteger(t)));
   assert.equal(s.sigmas[10], 0);
+});
+
+test('adaptive quadrature: exact for cubics, within epsrel for a square root', () => {
+  assert.ok(Math.abs(integrate((x) => x ** 3 - 2 * x, 0.5, 3, 1e-4) - (3 ** 4 / 4 - 9 - (0.5 ** 4 / 4 - 0.25))) < 1e-12);
+  assert.ok(Math.abs(integrate(Math.sqrt, 0, 1, 1e-6) - 2 / 3) < 1e-6);
+  assert.ok(Math.abs(integrate((x) => x * x, 2, 1, 1e-4) - -(7 / 3)) < 1e-12, 'reversed bounds give the negative');
 });
