@@ -3,6 +3,8 @@
 type Verb = { summary: string; load: () => Promise<{ run(args: string[]): Promise<number> }> };
 
 const verbs: Record<string, Verb> = {
+  serve: { summary: 'run the service (embedded: SQLite, local files, in-process worker)', load: () => import('./cli/serve.js') },
+  keys: { summary: 'create, list or revoke API keys', load: () => import('./cli/keys.js') },
   golden: { summary: 'check the engine against golden case folders', load: () => import('./cli/golden.js') },
 };
 

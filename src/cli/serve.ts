@@ -1,0 +1,52 @@
+// likeness serve — the embedded service: Fastify on 127.0.0.1:8787, SQLite + local files under
+// $LIKENESS_HOME (./data), one in-process worker.
+import { parseArgs } from 'node:util';
+import { loadConfig } from '../config.js';
+import { createService } from '../service/app.js';
+import { guardedNetwork } from '../service/network.js';
+import { defaultTools } from '../tools/index.js';
+
+const HELP = `usage: likeness serve [--host HOST] [--port PORT] [--home DIR] [--log]
+
+Starts the service (embedded mode: SQLite, local files, one in-process worker).
+Environment: HOST, PORT, LIKENESS_HOME (default ./data), LIKENESS_PUBLIC_URL, LIKENESS_NONCE_WINDOW,
+LIKENESS_FETCH_ALLOW, LIKENESS_MAX_IMAGE_BYTES, LIKENESS_MAX_IMAGE_PIXELS, LIKENESS_BODY_LIMIT.`;
+
+export async function run(args: string[]): Promise<number> {
+  const { values } = parseArgs({
+    args,
+    options: {
+      host: { type: 'string' },
+      port: { type: 'string' },
+      home: { type: 'string' },
+      log: { type: 'boolean' },
+      help: { type: 'boolean', short: 'h' },
+    },
+  });
+  if (values.help) {
+    console.log(HELP);
+    return 0;
+  }
+  const config = loadConfig({
+    ...(values.host ? { host: values.host } : {}),
+    ...(values.port ? { port: Number(values.port) } : {}),
+    ...(values.home ? { home: values.home } : {}),
+  });
+  const service = await createService(config, { tools: defaultTools(), net: guardedNetwork(config), logger: values.log ?? false });
+  const address = await service.listen();
+  console.log(`Likeness is listening on ${address} (data in ${config.home})`);
+  console.log(`  file links use ${config.publicUrl}; WebSocket at ${config.publicUrl.replace(/^http/, 'ws')}/v1`);
+  if (service.firstKey) {
+    console.log(`  first start: created project "${service.firstKey.project}" with API key ${service.firstKey.apiKey}.`);
+    console.log(`  Its secret is not printed here: read it with \`likeness keys list --show-secrets\` (LIKENESS_HOME=${config.home}).`);
+  }
+  await new Promise<void>((resolve) => {
+    const stop = (signal: string) => {
+      console.log(`\n${signal}: stopping (a running task is given 10 s to finish, then killed)…`);
+      void service.worker.stop(10_000).then(() => service.close()).then(resolve);
+    };
+    process.once('SIGINT', () => stop('SIGINT'));
+    process.once('SIGTERM', () => stop('SIGTERM'));
+  });
+  return 0;
+}
