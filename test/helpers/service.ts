@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { loadConfig, type ServiceConfig } from '../../src/config.js';
 import { createService, type Service } from '../../src/service/app.js';
 import { sign } from '../../src/service/auth.js';
+import { guardedNetwork } from '../../src/service/network.js';
 import type { Network, ServiceTool } from '../../src/service/context.js';
 import type { RunContext, ToolRunner } from '../../src/service/runner.js';
 import { TaskInputError } from '../../src/service/runner.js';
@@ -126,14 +127,16 @@ export interface TestService {
 let nonceCounter = Date.now() * 1000;
 
 export async function startTestService(
-  opts: { config?: Partial<ServiceConfig>; home?: string; network?: FakeNetwork; tools?: ServiceTool[]; worker?: boolean } = {},
+  opts: { config?: Partial<ServiceConfig>; home?: string; network?: FakeNetwork; realNetwork?: boolean; tools?: ServiceTool[]; worker?: boolean } = {},
 ): Promise<TestService> {
   const home = opts.home ?? mkdtempSync(join(tmpdir(), 'likeness-test-'));
   const runner = new ScriptedRunner();
   const net = opts.network ?? new FakeNetwork();
   const config = loadConfig({ host: '127.0.0.1', port: 0, home, killWaitMs: 5000, ...opts.config }, {});
   const quiet = { info: () => undefined, warn: () => undefined, error: () => undefined };
-  const service = await createService(config, { tools: opts.tools ?? [scriptedTool(runner)], net, log: quiet, pollMs: 50, worker: opts.worker });
+  const service = await createService(config, {
+    tools: opts.tools ?? [scriptedTool(runner)], net: opts.realNetwork ? guardedNetwork(config) : net, log: quiet, pollMs: 50, worker: opts.worker,
+  });
   const address = await service.listen();
   service.ctx.config.publicUrl = address;
   const project = (await service.ctx.store.findProject('default'))!;
