@@ -6,6 +6,8 @@ const verbs: Record<string, Verb> = {
   serve: { summary: 'run the service (embedded: SQLite, local files, in-process worker)', load: () => import('./cli/serve.js') },
   keys: { summary: 'create, list or revoke API keys', load: () => import('./cli/keys.js') },
   golden: { summary: 'check the engine against golden case folders', load: () => import('./cli/golden.js') },
+  run: { summary: 'queue a task (--wait to follow it and save its outputs)', load: () => import('./cli/run.js') },
+  task: { summary: 'show, kill or cancel a task: task detail|kill|cancel ID_OR_TOKEN', load: () => import('./cli/task.js') },
 };
 
 function usage(): string {
