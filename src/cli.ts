@@ -8,6 +8,7 @@ const verbs: Record<string, Verb> = {
   golden: { summary: 'check the engine against golden case folders', load: () => import('./cli/golden.js') },
   run: { summary: 'queue a task (--wait to follow it and save its outputs)', load: () => import('./cli/run.js') },
   task: { summary: 'show, kill or cancel a task: task detail|kill|cancel ID_OR_TOKEN', load: () => import('./cli/task.js') },
+  faces: { summary: 'detect faces in a photo (box, score, 5 keypoints)', load: () => import('./cli/faces.js') },
 };
 
 function usage(): string {
