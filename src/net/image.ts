@@ -144,7 +144,9 @@ export async function decodeImageRGB(bytes: Uint8Array, opts: ImageLimits = {}):
   try {
     // limitInputPixels again, as a guard in the decoder itself should the header check be fooled.
     // failOn 'error' rather than 'warning': phone JPEGs with harmless warnings must still load.
-    const { data, info: out } = await sharp(bytes, { limitInputPixels: maxPixels, failOn: 'error', autoOrient: true })
+    // ignoreIcc: PIL and cv2 (what InstantID and insightface read images with) ignore embedded colour
+    // profiles; converting them moves face crops by up to 10 grey levels against the references.
+    const { data, info: out } = await sharp(bytes, { limitInputPixels: maxPixels, failOn: 'error', autoOrient: true, ignoreIcc: true })
       .removeAlpha()
       .toColourspace('srgb')
       .raw({ depth: 'uchar' })
