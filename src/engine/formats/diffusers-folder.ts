@@ -85,6 +85,7 @@ function shardedSource(dir: string, indexFile: string): { weights: WeightSource;
     names: () => [...owner.keys()],
     has: (name) => owner.has(name),
     info: (name) => fileOf(name).info(name),
+    read: (name) => fileOf(name).read(name),
     readFloat32: (name) => fileOf(name).readFloat32(name),
   };
   return { weights, files: [...files.values()] };

@@ -9,7 +9,7 @@
 // Latents go in and come out unscaled: a pipeline divides by scaling_factor before decoding and
 // multiplies after encoding (diffusers does the same outside the model).
 import { EngineError } from '../errors.js';
-import type { ModelComponent, ModelConfig, WeightSource } from '../formats/keymaps/source.js';
+import type { ModelConfig, WeightSource } from '../formats/keymaps/source.js';
 import {
   GraphBuilder, compileCached, createSession, encodeModel,
   type ExecutionProvider, type FloatDType, type HostTensor, type ModelDef, type Session, type Tensor,
@@ -17,6 +17,15 @@ import {
 import { VAE_NORM_EPS, parseVaeConfig, type VaeConfig } from './vae-config.js';
 
 export { parseVaeConfig, vaeScaleFactor, type VaeConfig } from './vae-config.js';
+
+/** What the VAE reads its weights through (a WeightSource, a WeightsFile, or anything with these three). */
+export type VaeWeights = Pick<WeightSource, 'has' | 'info' | 'readFloat32'>;
+
+/** A VAE to load: its AutoencoderKL config dict and its weights under diffusers names. */
+export interface VaeSource {
+  config: ModelConfig;
+  weights: VaeWeights;
+}
 
 export interface VaeGraphOptions {
   /** float16 is honoured only when the config does not ask for upcasting (force_upcast). */
@@ -32,7 +41,7 @@ export function vaeComputeType(config: VaeConfig, wanted: FloatDType = 'float32'
 class VaeLayers {
   readonly g: GraphBuilder;
 
-  constructor(private readonly weights: WeightSource, readonly config: VaeConfig, dtype: FloatDType, name: string) {
+  constructor(private readonly weights: VaeWeights, readonly config: VaeConfig, dtype: FloatDType, name: string) {
     this.g = new GraphBuilder({ name, dtype, keepIoFloat32: true, metadata: { net: name } });
   }
 
@@ -100,7 +109,7 @@ class VaeLayers {
 }
 
 /** vae.decode(latent).sample: latent [B, latent_channels, h, w] → 'sample' [B, out_channels, 8h, 8w]. */
-export function buildVaeDecoder(weights: WeightSource, config: VaeConfig, options: VaeGraphOptions = {}): ModelDef {
+export function buildVaeDecoder(weights: VaeWeights, config: VaeConfig, options: VaeGraphOptions = {}): ModelDef {
   const L = new VaeLayers(weights, config, vaeComputeType(config, options.dtype), 'vae-decoder');
   const { g } = L;
   const boc = config.blockOutChannels;
@@ -133,7 +142,7 @@ export function buildVaeDecoder(weights: WeightSource, config: VaeConfig, option
  * vae.encode(image).latent_dist: image [B, in_channels, H, W] in [-1, 1] → 'mean', 'logvar'
  * (clamped to [-30, 20]) and 'std' = exp(logvar / 2), each [B, latent_channels, H/8, W/8].
  */
-export function buildVaeEncoder(weights: WeightSource, config: VaeConfig, options: VaeGraphOptions = {}): ModelDef {
+export function buildVaeEncoder(weights: VaeWeights, config: VaeConfig, options: VaeGraphOptions = {}): ModelDef {
   const L = new VaeLayers(weights, config, vaeComputeType(config, options.dtype), 'vae-encoder');
   const { g } = L;
   const boc = config.blockOutChannels;
@@ -213,7 +222,7 @@ function float32Output(outputs: Record<string, HostTensor>, name: string): HostT
 }
 
 /** Builds (or finds in the cache) the decoder graph for a VAE component and opens a session on it. */
-export async function loadVaeDecoder(vae: ModelComponent | { config: ModelConfig; weights: WeightSource }, options: VaeLoadOptions = {}): Promise<VaeDecoder> {
+export async function loadVaeDecoder(vae: VaeSource, options: VaeLoadOptions = {}): Promise<VaeDecoder> {
   const config = parseVaeConfig(vae.config);
   const session = await openGraph('vae-decoder', config, () => buildVaeDecoder(vae.weights, config, options), options);
   return {
@@ -227,7 +236,7 @@ export async function loadVaeDecoder(vae: ModelComponent | { config: ModelConfig
 }
 
 /** Builds (or finds in the cache) the encoder graph for a VAE component and opens a session on it. */
-export async function loadVaeEncoder(vae: ModelComponent | { config: ModelConfig; weights: WeightSource }, options: VaeLoadOptions = {}): Promise<VaeEncoder> {
+export async function loadVaeEncoder(vae: VaeSource, options: VaeLoadOptions = {}): Promise<VaeEncoder> {
   const config = parseVaeConfig(vae.config);
   const session = await openGraph('vae-encoder', config, () => buildVaeEncoder(vae.weights, config, options), options);
   return {

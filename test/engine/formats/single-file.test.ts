@@ -12,7 +12,7 @@ import { checkSdxlKeys, openSingleFile, SGM_PREFIXES } from '../../../src/engine
 import { mapOpenClip } from '../../../src/engine/formats/keymaps/clip.js';
 import { mapSgmUnet } from '../../../src/engine/formats/keymaps/sgm-unet.js';
 import { SafetensorsFile } from '../../../src/engine/formats/safetensors.js';
-import { bf16ToFloat } from '../../../src/engine/formats/dtype.js';
+import { bf16ToFloat, halfToFloat } from '../../../src/engine/formats/dtype.js';
 import { writeSafetensors, type TensorToWrite } from '../../../src/engine/formats/safetensors-write.js';
 import { openWeights } from '../../../src/engine/formats/weights.js';
 import { golden } from '../../helpers/paths.js';
@@ -118,6 +118,12 @@ test('OpenCLIP’s fused in_proj becomes q, k, v row blocks and text_projection 
     const linear = w.readFloat32('text_projection.weight'); // [proj, hidden]
     for (let r = 0; r < 32; r++) for (let c = 0; c < 32; c++) assert.equal(linear[c * 32 + r], proj[r * 32 + c]);
     assert.deepEqual(model.vae.weights.info('decoder.mid_block.attentions.0.to_q.weight').shape, [16, 16]);
+    // The raw F16 bits go through the same split and transpose (for float16 graphs).
+    for (const name of ['text_model.encoder.layers.3.self_attn.k_proj.weight', 'text_projection.weight']) {
+      const bits = w.read(name);
+      assert.ok(bits instanceof Uint16Array);
+      assert.deepEqual(Float32Array.from(bits, halfToFloat), w.readFloat32(name));
+    }
   } finally {
     raw.close();
     model.close();

@@ -5,10 +5,9 @@ import assert from 'node:assert/strict';
 import { loadCase } from '../../../src/engine/golden/case.js';
 import { evaluateCase, formatResult } from '../../../src/engine/golden/run.js';
 import { openWeights } from '../../../src/engine/formats/weights.js';
-import type { WeightSource } from '../../../src/engine/formats/keymaps/source.js';
 import { EngineError } from '../../../src/engine/errors.js';
 import {
-  buildVaeDecoder, loadVaeDecoder, loadVaeEncoder, parseVaeConfig, vaeComputeType, vaeScaleFactor,
+  buildVaeDecoder, loadVaeDecoder, loadVaeEncoder, parseVaeConfig, vaeComputeType, vaeScaleFactor, type VaeWeights,
 } from '../../../src/engine/nets/vae.js';
 import type { HostTensor } from '../../../src/engine/onnx/index.js';
 import { golden } from '../../helpers/paths.js';
@@ -20,15 +19,14 @@ const vaeCase = loadCase(golden('vae'));
 const config = vaeCase.config;
 const THREADS = { intraOpThreads: 1 };
 
-function withWeights<T>(fn: (w: WeightSource) => Promise<T>): Promise<T> {
+function withWeights<T>(fn: (w: VaeWeights) => Promise<T>): Promise<T> {
   const file = openWeights(vaeCase.file('weights.safetensors'));
   return fn(file).finally(() => file.close());
 }
 
 /** A view of `inner` with some tensors changed. */
-function patched(inner: WeightSource, patch: Record<string, { shape?: number[]; data?: (d: Float32Array) => Float32Array }>): WeightSource {
+function patched(inner: VaeWeights, patch: Record<string, { shape?: number[]; data?: (d: Float32Array) => Float32Array }>): VaeWeights {
   return {
-    names: () => inner.names(),
     has: (n) => inner.has(n),
     info: (n) => ({ ...inner.info(n), ...(patch[n]?.shape ? { shape: patch[n]!.shape! } : {}) }),
     readFloat32: (n) => (patch[n]?.data ? patch[n]!.data!(inner.readFloat32(n)) : inner.readFloat32(n)),
@@ -108,7 +106,7 @@ test('mid-block attention weights stored as 1×1 conv kernels [C, C, 1, 1] are r
 test('a missing or mis-shaped weight is an EngineError naming the tensor', async () => {
   await withWeights(async (base) => {
     const vae = parseVaeConfig(config);
-    const without: WeightSource = { ...base, names: () => base.names(), has: (n) => n !== 'decoder.conv_out.bias' && base.has(n), info: (n) => base.info(n), readFloat32: (n) => base.readFloat32(n) };
+    const without: VaeWeights = { has: (n) => n !== 'decoder.conv_out.bias' && base.has(n), info: (n) => base.info(n), readFloat32: (n) => base.readFloat32(n) };
     assert.throws(() => buildVaeDecoder(without, vae), (e: unknown) => e instanceof EngineError && /decoder\.conv_out\.bias/.test(e.message));
     const wrong = patched(base, { 'decoder.conv_in.weight': { shape: [16, 8, 3, 3] } });
     assert.throws(() => buildVaeDecoder(wrong, vae), (e: unknown) => e instanceof EngineError && /decoder\.conv_in\.weight.*\[16, 8, 3, 3\].*\[16, 4, 3, 3\]/.test(e.message));
@@ -162,10 +160,9 @@ class RandomWeights {
     }
     return t;
   }
-  source(): WeightSource {
+  source(): VaeWeights {
     const f = new Map([...this.tensors].map(([k, v]) => [k, f32(v)]));
     return {
-      names: () => [...f.keys()],
       has: (n) => f.has(n),
       info: (n) => ({ dtype: 'F32', shape: [...this.tensors.get(n)!.shape] }),
       readFloat32: (n) => f.get(n)!,

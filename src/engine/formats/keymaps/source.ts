@@ -2,7 +2,7 @@
 // weight file (or its shards), or one component of a single-file checkpoint renamed on the fly.
 // Names are always the diffusers / transformers ones; values are read lazily, one tensor at a time.
 import { EngineError } from '../../errors.js';
-import type { Dtype } from '../dtype.js';
+import type { Dtype, TensorData } from '../dtype.js';
 
 export interface TensorInfo {
   dtype: Dtype;
@@ -13,6 +13,8 @@ export interface WeightSource {
   names(): string[];
   has(name: string): boolean;
   info(name: string): TensorInfo;
+  /** The tensor in its own dtype (F16/BF16 as raw Uint16 bits), C-contiguous. */
+  read(name: string): TensorData;
   /** The tensor converted to float32 (F16/BF16 upcast exactly). */
   readFloat32(name: string): Float32Array;
 }
@@ -53,13 +55,14 @@ export interface MappedTensor {
 export interface RawTensors {
   readonly path: string;
   info(name: string): { dtype: Dtype; shape: readonly number[] };
+  read(name: string): TensorData;
   readFloat32(name: string): Float32Array;
 }
 
 /** Renamed (and, where the layouts differ, reshaped) tensors of one raw file, read on demand. */
 export class MappedWeights implements WeightSource {
   /** The last fused tensor read, so q, k and v of one in_proj read the file once. */
-  private lastRead: { name: string; data: Float32Array } | undefined;
+  private lastRead: { key: string; data: TensorData } | undefined;
 
   constructor(private readonly file: RawTensors, private readonly table: ReadonlyMap<string, MappedTensor>) {}
 
@@ -82,24 +85,38 @@ export class MappedWeights implements WeightSource {
     return { dtype, shape: derivedShape(shape, derive, `${source} (for ${name})`) };
   }
 
+  read(name: string): TensorData {
+    return this.derived(name, 'raw');
+  }
+
   readFloat32(name: string): Float32Array {
+    return this.derived(name, 'float32') as Float32Array;
+  }
+
+  /** Reads the source (raw or as float32) and applies the derivation in that element type. */
+  private derived(name: string, as: 'raw' | 'float32'): TensorData {
     const { source, derive } = this.entry(name);
+    const read = (n: string): TensorData => (as === 'raw' ? this.file.read(n) : this.file.readFloat32(n));
     const shape = this.file.info(source).shape;
     derivedShape(shape, derive, `${source} (for ${name})`);
     switch (derive.kind) {
       case 'copy':
       case 'squeeze':
-        return this.file.readFloat32(source);
+        return read(source);
       case 'rows': {
-        if (this.lastRead?.name !== source) this.lastRead = { name: source, data: this.file.readFloat32(source) };
+        // q, k and v of one in_proj come one after another: read the fused tensor once.
+        const key = `${as}:${source}`;
+        if (this.lastRead?.key !== key) this.lastRead = { key, data: read(source) };
         const rowSize = shape.slice(1).reduce((a, b) => a * b, 1);
         return this.lastRead.data.slice(derive.start * rowSize, derive.end * rowSize);
       }
       case 'transpose': {
         const [rows, cols] = shape as [number, number];
-        const src = this.file.readFloat32(source);
-        const out = new Float32Array(src.length);
-        for (let r = 0; r < rows; r++) for (let c = 0; c < cols; c++) out[c * rows + r] = src[r * cols + c]!;
+        const src = read(source);
+        const out = new (src.constructor as new (n: number) => TensorData)(src.length);
+        const from = src as unknown as number[];
+        const to = out as unknown as number[];
+        for (let r = 0; r < rows; r++) for (let c = 0; c < cols; c++) to[c * rows + r] = from[r * cols + c]!;
         return out;
       }
     }
@@ -145,6 +162,7 @@ export function renamedSource(inner: WeightSource, rename: (name: string) => str
     names: () => [...byNew.keys()],
     has: (name) => byNew.has(name),
     info: (name) => inner.info(orig(name)),
+    read: (name) => inner.read(orig(name)),
     readFloat32: (name) => inner.readFloat32(orig(name)),
   };
 }

@@ -4,9 +4,8 @@
 import type { GoldenCase, Tolerance } from '../case.js';
 import { compareClose, type Check } from '../compare.js';
 import { openWeights } from '../../formats/weights.js';
-import type { ModelComponent } from '../../formats/keymaps/source.js';
 import type { SafetensorsFile } from '../../formats/safetensors.js';
-import { loadVaeDecoder, loadVaeEncoder } from '../../nets/vae.js';
+import { loadVaeDecoder, loadVaeEncoder, type VaeSource } from '../../nets/vae.js';
 import type { HostTensor } from '../../onnx/index.js';
 
 const ENCODER_OUTPUTS = { latent_mean: 'mean', latent_logvar: 'logvar', latent_std: 'std' } as const;
@@ -16,7 +15,7 @@ function input(io: SafetensorsFile, name: string): HostTensor<'float32'> {
 }
 
 /** Runs the VAE of `vae` on the case io's inputs and judges the listed outputs (shared with sdxl_single_file). */
-export async function checkVaeOutputs(vae: Pick<ModelComponent, 'config' | 'weights'>, io: SafetensorsFile, outputs: readonly string[], tol: Tolerance, prefix = ''): Promise<Check[]> {
+export async function checkVaeOutputs(vae: VaeSource, io: SafetensorsFile, outputs: readonly string[], tol: Tolerance, prefix = ''): Promise<Check[]> {
   const checks: Check[] = [];
   if (outputs.includes('decoded')) {
     const decoder = await loadVaeDecoder(vae, { intraOpThreads: 1 });

@@ -5,8 +5,8 @@
 //   <c>.config   the config inferred from the shapes equals the referenced config on every key the
 //                shapes determine (the keys filled in by convention are listed in the note, and the
 //                referenced case's values for them are used to run the nets);
-//   <c>.<output> the net run on the mapped weights reproduces the referenced case's outputs, where
-//                the engine has that net (a note on <c>.weights says when it does not).
+//   <c>.<output> the net (UNet, VAE, CLIP) run on the mapped weights reproduces every output of the
+//                referenced case within that case's tolerance.
 import { resolve } from 'node:path';
 import { loadCase, type GoldenCase } from '../case.js';
 import { compareClose, type Check } from '../compare.js';
@@ -15,6 +15,9 @@ import { openSingleFile } from '../../formats/single-file.js';
 import { openWeights } from '../../formats/weights.js';
 import { SDXL_COMPONENTS, type ComponentName, type ModelComponent, type ModelConfig } from '../../formats/keymaps/source.js';
 import { loadClipTextEncoder, type ClipTextOutput, type ClipTextOutputs } from '../../nets/clip-text.js';
+import { weightsHashOf } from '../../nets/net-session.js';
+import { createUnetRunner, type UnetStepInputs } from '../../nets/unet-runner.js';
+import { caseNames, goldenCacheDir, ioF32 } from '../net-io.js';
 import { checkVaeOutputs } from './autoencoder_kl.js';
 
 /** Keys that describe rather than shape the model (class names), not compared. */
@@ -116,6 +119,35 @@ async function clipOutputs(name: string, mapped: ModelComponent, config: ModelCo
   }
 }
 
+/** The UNet on the mapped weights, fed the referenced unet case's inputs (with residuals where it has them). */
+async function unetOutputs(mapped: ModelComponent, config: ModelConfig, ref: GoldenCase, weightsHash: string): Promise<Check[]> {
+  const inputs = new Set(caseNames(ref, 'inputs'));
+  const down = [...inputs].filter((n) => /^down_block_additional_residual_\d+$/.test(n)).sort((a, b) => Number(a.split('_').pop()) - Number(b.split('_').pop()));
+  const withResiduals = down.length > 0 && inputs.has('mid_block_additional_residual');
+  const runner = await createUnetRunner({ config, weights: mapped.weights, weightsHash: `${weightsHash}:unet` },
+    { cacheDir: goldenCacheDir(), controlResiduals: withResiduals, session: { intraOpThreads: 1 } });
+  try {
+    const base: UnetStepInputs = {
+      sample: ioF32(ref, 'sample'),
+      timestep: ioF32(ref, 'timestep'),
+      encoderHiddenStates: ioF32(ref, 'encoder_hidden_states'),
+      ...(inputs.has('text_embeds') ? { textEmbeds: ioF32(ref, 'text_embeds') } : {}),
+      ...(inputs.has('time_ids') ? { timeIds: ioF32(ref, 'time_ids') } : {}),
+    };
+    const checks: Check[] = [];
+    for (const name of caseNames(ref, 'outputs')) {
+      const residual = /residual/.test(name);
+      const x: UnetStepInputs = residual && withResiduals
+        ? { ...base, controlResiduals: { down: down.map((n) => ioF32(ref, n)), mid: ioF32(ref, 'mid_block_additional_residual') } }
+        : base;
+      checks.push(compareClose(`unet.${name}`, (await runner.run(x)).data, ref.io().readFloat32(name), ref.tolerance));
+    }
+    return checks;
+  } finally {
+    await runner.dispose();
+  }
+}
+
 function referencedCase(c: GoldenCase, component: ComponentName): GoldenCase {
   const from = (c.json.expected_outputs_from ?? {}) as Record<string, unknown>;
   const text = from[component];
@@ -130,7 +162,8 @@ function weightsFileOf(ref: GoldenCase): string {
 
 export async function evaluate(c: GoldenCase): Promise<Check[]> {
   const files = (c.json.files ?? {}) as Record<string, unknown>;
-  const model = openSingleFile(c.file(typeof files.checkpoint === 'string' ? files.checkpoint : 'checkpoint.safetensors'));
+  const checkpoint = c.file(typeof files.checkpoint === 'string' ? files.checkpoint : 'checkpoint.safetensors');
+  const model = openSingleFile(checkpoint);
   const checks: Check[] = [];
   try {
     for (const name of SDXL_COMPONENTS) {
@@ -147,7 +180,7 @@ export async function evaluate(c: GoldenCase): Promise<Check[]> {
         } else if (name === 'text_encoder' || name === 'text_encoder_2') {
           checks.push(...await clipOutputs(name, mapped, runConfig, ref));
         } else {
-          weights.note += `; outputs of ${ref.name} NOT run (the engine has no UNet loader yet): bit-identity and config equality are the check`;
+          checks.push(...await unetOutputs(mapped, runConfig, ref, await weightsHashOf([checkpoint])));
         }
       } finally {
         ref.close();
