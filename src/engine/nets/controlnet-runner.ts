@@ -26,7 +26,7 @@ export interface ControlNetStepInputs {
   textEmbeds?: F32;
   timeIds?: F32;
   conditioningScale: number;
-  /** [Bm, 1, H, W] (image pixels, 1 inside the face box); all ones when left out. */
+  /** [Bm, 1, H, W] (image pixels, 1 inside the face box); all ones (at controlnetCond's size) when left out. */
   mask?: F32;
 }
 
@@ -80,7 +80,11 @@ export async function createControlNetRunner(src: ControlNetSource, options: Con
         feeds[CONTROLNET_IO.textEmbeds] = x.textEmbeds;
         feeds[CONTROLNET_IO.timeIds] = x.timeIds;
       }
-      if (options.mask) feeds[CONTROLNET_IO.mask] = x.mask ?? f32([1, 1, 1, 1], Float32Array.of(1));
+      if (options.mask) {
+        // The mask is resized to (H // s, W // s) of its own size: the neutral mask is ones at the image's size.
+        const [, , ch, cw] = x.controlnetCond.dims as [number, number, number, number];
+        feeds[CONTROLNET_IO.mask] = x.mask ?? f32([1, 1, ch, cw], new Float32Array(ch * cw).fill(1));
+      }
       else if (x.mask) throw new EngineError('bad_input', 'this ControlNet was built without the mask input (load it with mask: true)');
       const out = await compiled.session.run(feeds, runOptions);
       return {
