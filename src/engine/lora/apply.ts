@@ -1,0 +1,233 @@
+// Applying LoRAs: their deltas are fused into the base weights as the nets read them.
+//
+//   W' = W + Σ_i s_i · (α_i / r_i) · up_i @ down_i          (conv: down flattened to [r, in·kh·kw])
+//
+// and for a DoRA LoRA, PEFT's formula (peft/tuners/lora/dora.py): with V = W + s·(α/r)·up@down and
+// n = ‖V‖ per output row, the layer computes (m / n) ⊙ V, i.e. contributes (m / n) ⊙ V − W. Norms are
+// taken against the base W, so several LoRAs on one layer add up as PEFT's side branches do. A
+// LyCORIS magnitude stored per input channel ([1, in]) uses column norms instead, in the same form.
+// A scale of 0 leaves the LoRA out (PEFT would still apply a DoRA magnitude at weight 0).
+//
+// Strategy, and what it costs. Scales reach the graph fused into the weights at build time: the nets
+// load through withLoras() unchanged, and the compiled ONNX model is cached per (base weights, LoRA
+// set, scales) — loraCacheKey() is the part to put in the compile-cache key. Costs:
+//   - first use of a LoRA set: the merge (≈ rank multiply-adds per patched weight element; an SDXL
+//     LoRA of rank 32 touching every attention layer is ~2·10¹⁰ in float64 JS, tens of seconds on one
+//     core) plus the graph build and session creation (the same as loading the base model);
+//   - switching LoRAs or changing only a scale: the same again (a new cache entry), unless that
+//     (set, scales) was built before, when it is a cache hit;
+//   - disk: one compiled UNet per cached combination (≈ 5 GB float32 / 2.6 GB float16 for SDXL), so
+//     the compile cache needs its own size bound.
+// The alternative — low-rank branches in the graph with the scales as inputs — makes a scale change
+// free and needs no extra UNet copy per set, but every step pays x·downᵀ·upᵀ for each patched layer
+// (≈ 2–5% more compute at rank 32), the UNet graph builder must emit the branches, and a new LoRA
+// set still needs a rebuild (its factors are graph initializers). Fused weights are chosen because
+// styles are picked from a short catalog (few distinct sets, each reused) and a step stays as fast
+// as the base model's; the branch form remains the upgrade path if users sweep scales.
+import { createHash } from 'node:crypto';
+import { EngineError } from '../errors.js';
+import type { LoraDelta, LoraFactors, LoraFile } from '../formats/lora.js';
+import type { LoraComponent } from '../formats/lora-keymap.js';
+import type { ModelComponent, SdxlModel, WeightSource } from '../formats/keymaps/source.js';
+import { toFloat16, type Dtype, type TensorData } from '../formats/dtype.js';
+import type { TensorSource } from '../nets/sdxl-weights.js';
+
+/** One LoRA's deltas for one component, at the scale the user chose. */
+export interface ScaledLora {
+  deltas: readonly LoraDelta[];
+  scale: number;
+}
+
+interface Patch {
+  delta: LoraDelta;
+  scale: number;
+}
+
+/**
+ * What withLoras() wraps: the formats' WeightSource, the nets' TensorSource and an open WeightsFile
+ * all fit. Tensors are read through it by diffusers / transformers name.
+ */
+export interface PatchableSource {
+  has(name: string): boolean;
+  info(name: string): { dtype: Dtype; shape: number[] };
+  readFloat32(name: string): Float32Array;
+  /** The tensor in its own dtype (the nets read F16 weights this way for float16 graphs). */
+  read?(name: string): TensorData;
+  names?(): string[];
+}
+
+/**
+ * A view of `source` in which every weight a LoRA patches reads as W' (merged on each read, from the
+ * LoRA file, so nothing is held in memory); all other tensors pass through untouched. A patched
+ * tensor keeps its dtype: read() returns W' rounded back to F16 / BF16 for half-precision weights.
+ */
+export function withLoras(source: WeightSource, loras: readonly ScaledLora[]): WeightSource;
+export function withLoras(source: TensorSource, loras: readonly ScaledLora[]): TensorSource;
+export function withLoras(source: PatchableSource, loras: readonly ScaledLora[]): PatchableSource;
+export function withLoras(source: PatchableSource, loras: readonly ScaledLora[]): PatchableSource {
+  const patches = new Map<string, Patch[]>();
+  for (const { deltas, scale } of loras) {
+    if (!Number.isFinite(scale)) throw new EngineError('bad_lora_scale', `LoRA scale ${scale} is not a number`);
+    if (scale === 0) continue;
+    for (const delta of deltas) {
+      if (!source.has(delta.target)) {
+        throw new EngineError('lora_incompatible', `LoRA layer ${delta.source} patches ${delta.target}, which the model does not have`);
+      }
+      const shape = source.info(delta.target).shape;
+      if (shape.join(',') !== delta.targetShape.join(',')) {
+        throw new EngineError('lora_incompatible',
+          `LoRA layer ${delta.source} was matched to a [${delta.targetShape.join(', ')}] weight, but the model's ${delta.target} is [${shape.join(', ')}]`);
+      }
+      const list = patches.get(delta.target) ?? [];
+      list.push({ delta, scale });
+      patches.set(delta.target, list);
+    }
+  }
+  if (patches.size === 0) return source;
+  const merged = (name: string, list: readonly Patch[]): Float32Array =>
+    mergeLoras(source.readFloat32(name), list.map((p) => ({ factors: p.delta.load(), delta: p.delta, scale: p.scale })));
+  const view: PatchableSource = {
+    has: (name) => source.has(name),
+    info: (name) => source.info(name),
+    readFloat32: (name) => {
+      const list = patches.get(name);
+      return list ? merged(name, list) : source.readFloat32(name);
+    },
+  };
+  const { read, names } = source;
+  if (names) view.names = () => names.call(source);
+  if (read) {
+    view.read = (name) => {
+      const list = patches.get(name);
+      return list ? inDtype(source.info(name).dtype, merged(name, list)) : read.call(source, name);
+    };
+  }
+  return view;
+}
+
+/** float32 values in a float dtype's storage (F16 / BF16 as bits, rounded to nearest even). */
+function inDtype(dtype: Dtype, values: Float32Array): TensorData {
+  if (dtype === 'F32') return values;
+  if (dtype === 'F16') return toFloat16(values);
+  if (dtype === 'BF16') {
+    const bits = new Uint32Array(values.buffer, values.byteOffset, values.length);
+    const nan = (b: number): boolean => (b & 0x7fffffff) > 0x7f800000;
+    return Uint16Array.from(bits, (b) => (nan(b) ? (b >>> 16) | 0x40 : ((b + 0x7fff + ((b >>> 16) & 1)) >>> 16) & 0xffff));
+  }
+  if (dtype === 'F64') return Float64Array.from(values);
+  throw new EngineError('bad_lora', `a LoRA cannot patch a ${dtype} tensor`);
+}
+
+/** One patch with its factors in memory. */
+export interface LoadedPatch {
+  delta: Pick<LoraDelta, 'rank' | 'alpha' | 'targetShape' | 'dora'>;
+  factors: LoraFactors;
+  scale: number;
+}
+
+/** W' for one weight: a new array, `base` left untouched. Row by row, in float64, rounded once. */
+export function mergeLoras(base: Float32Array, patches: readonly LoadedPatch[]): Float32Array {
+  const rows = patches[0]?.delta.targetShape[0] ?? 0;
+  if (rows === 0) return base.slice();
+  const cols = base.length / rows;
+  for (const p of patches) checkFactors(p.factors, p.delta.rank, rows, cols);
+  const coefs = patches.map((p) => (p.scale * p.delta.alpha) / p.delta.rank);
+  const delta = new Float64Array(cols);
+  // LyCORIS-style magnitudes need the norms of V's input columns before any row is written
+  const columnFactors = patches.map((p, i) => (p.delta.dora === 'in' ? inputColumnFactors(base, p.factors, p.delta.rank, rows, cols, coefs[i]!, delta) : undefined));
+
+  const out = new Float32Array(base.length);
+  const acc = new Float64Array(cols);
+  for (let o = 0; o < rows; o++) {
+    const w = base.subarray(o * cols, (o + 1) * cols);
+    for (let k = 0; k < cols; k++) acc[k] = w[k]!;
+    patches.forEach((p, i) => {
+      lowRankRow(delta, p.factors, p.delta.rank, o, coefs[i]!);
+      if (!p.delta.dora) {
+        for (let k = 0; k < cols; k++) acc[k] = acc[k]! + delta[k]!;
+      } else if (p.delta.dora === 'out') {
+        // V = W + Δ; contribution (m / ‖V‖) ⊙ V − W
+        let sq = 0;
+        for (let k = 0; k < cols; k++) sq += (w[k]! + delta[k]!) ** 2;
+        const f = p.factors.doraScale![o]! / Math.sqrt(sq);
+        for (let k = 0; k < cols; k++) acc[k] = acc[k]! + f * (w[k]! + delta[k]!) - w[k]!;
+      } else {
+        const f = columnFactors[i]!;
+        const inner = cols / f.length;
+        for (let k = 0; k < cols; k++) acc[k] = acc[k]! + f[Math.floor(k / inner)]! * (w[k]! + delta[k]!) - w[k]!;
+      }
+    });
+    out.set(acc, o * cols);
+  }
+  return out;
+}
+
+/** m_c / ‖V[:, c]‖ per input channel (for a conv, the norm also runs over the kernel positions). */
+function inputColumnFactors(base: Float32Array, f: LoraFactors, rank: number, rows: number, cols: number, coef: number, scratch: Float64Array): Float64Array {
+  const m = f.doraScale!;
+  const inner = cols / m.length;
+  const sq = new Float64Array(m.length);
+  for (let o = 0; o < rows; o++) {
+    lowRankRow(scratch, f, rank, o, coef);
+    for (let k = 0; k < cols; k++) sq[Math.floor(k / inner)] += (base[o * cols + k]! + scratch[k]!) ** 2;
+  }
+  return sq.map((s, c) => m[c]! / Math.sqrt(s));
+}
+
+function checkFactors(f: LoraFactors, rank: number, rows: number, cols: number): void {
+  if (f.up.length !== rows * rank || f.down.length !== rank * cols) {
+    throw new EngineError('bad_lora', `LoRA factors of ${f.up.length} and ${f.down.length} values do not fit a [${rows}, ${cols}] weight at rank ${rank}`);
+  }
+}
+
+/** row[:] = coef · Σ_j up[o, j] · down[j, :] */
+function lowRankRow(row: Float64Array, f: LoraFactors, rank: number, o: number, coef: number): void {
+  const { up, down } = f;
+  const cols = row.length;
+  row.fill(0);
+  for (let j = 0; j < rank; j++) {
+    const a = coef * up[o * rank + j]!;
+    if (a === 0) continue;
+    const d = j * cols;
+    for (let k = 0; k < cols; k++) row[k] = row[k]! + a * down[d + k]!;
+  }
+}
+
+/** A LoRA file chosen for a run, with its scale. */
+export interface AppliedLora {
+  lora: LoraFile;
+  scale: number;
+}
+
+/** The deltas of one component from several LoRAs, ready for withLoras(). */
+export function lorasFor(component: LoraComponent, applied: readonly AppliedLora[]): ScaledLora[] {
+  return applied.map(({ lora, scale }) => ({ deltas: lora.deltas[component], scale })).filter((l) => l.deltas.length > 0);
+}
+
+/**
+ * What identifies a (LoRA set, scales) for compiled-graph caches: the content ids and scales in the
+ * order applied (scales written exactly, so 0.7 and 0.70000001 are different builds). Empty set → ''.
+ */
+export function loraSetKey(applied: readonly { id: string; scale: number }[]): string {
+  const used = applied.filter((a) => a.scale !== 0);
+  if (used.length === 0) return '';
+  return createHash('sha256').update(JSON.stringify(used.map((a) => [a.id, a.scale]))).digest('hex');
+}
+
+/** The weights hash for a compile cache: the base's own, extended by the LoRA set when there is one. */
+export function loraCacheKey(baseWeightsHash: string, applied: readonly { id: string; scale: number }[]): string {
+  const set = loraSetKey(applied);
+  return set === '' ? baseWeightsHash : createHash('sha256').update(`${baseWeightsHash}\0lora\0${set}`).digest('hex');
+}
+
+/**
+ * The UNet and both text encoders of a model with the LoRAs merged in (IdentityNet, other ControlNets
+ * and the VAE are never patched: instantid.md §10). Nets load these components unchanged.
+ */
+export function withLorasOnModel<M extends Pick<SdxlModel, 'unet' | 'text_encoder' | 'text_encoder_2'>>(
+  model: M,
+  applied: readonly AppliedLora[],
+): Record<LoraComponent, ModelComponent> {
+  const patch = (c: LoraComponent): ModelComponent => ({ ...model[c], weights: withLoras(model[c].weights, lorasFor(c, applied)) });
+  return { unet: patch('unet'), text_encoder: patch('text_encoder'), text_encoder_2: patch('text_encoder_2') };
+}
