@@ -1,6 +1,7 @@
 // The SDXL UNet graph: the golden, its parameter list, other configs, and its runtime inputs.
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { evaluateCase, formatResult } from '../../../src/engine/golden/run.js';
 import { weightsHashOf } from '../../../src/engine/nets/net-session.js';
@@ -10,7 +11,6 @@ import { createUnetRunner, loadUnet, type UnetRunner } from '../../../src/engine
 import { unetWeightShapes } from '../../../src/engine/nets/unet-shapes.js';
 import { golden } from '../../helpers/paths.js';
 import { batchSlice, caseJson, close, goldenIo, maxAbsDiff, randomF32, tempDir, writeRandomWeights } from './fixtures.js';
-import { mkdirSync, writeFileSync } from 'node:fs';
 
 const tmp = tempDir('likeness-unet-');
 after(() => tmp.remove());
@@ -157,4 +157,24 @@ test('one graph serves any context length (LPW prompts vary), per-sample timeste
 test('a config the graphs do not implement is refused by name', () => {
   assert.throws(() => parseUNetConfig({ ...THREE_LEVELS, class_embed_type: 'timestep' }), /class_embed_type/);
   assert.throws(() => parseUNetConfig({ ...THREE_LEVELS, down_block_types: ['AttnDownBlock2D', 'DownBlock2D', 'DownBlock2D'] }), /AttnDownBlock2D/);
+});
+
+test('a float16 graph (the GPU compute type) keeps float32 inputs and outputs and stays near the golden', async () => {
+  const path = join(golden('unet-sdxl'), 'weights.safetensors');
+  const file = openSources([path]);
+  const io = goldenIo('unet-sdxl');
+  const runner = await createUnetRunner(
+    { config: caseJson('unet-sdxl').config, weights: file.source, weightsHash: await weightsHashOf([path]) },
+    { cacheDir, session, dtype: 'float16' },
+  );
+  try {
+    const out = await runner.run({ sample: io.get('sample'), timestep: io.get('timestep'), encoderHiddenStates: io.get('encoder_hidden_states'), textEmbeds: io.get('text_embeds'), timeIds: io.get('time_ids') });
+    assert.equal(out.dtype, 'float32');
+    const err = maxAbsDiff(out.data, io.get('output').data);
+    assert.ok(err < 1e-2, `float16 error ${err}`);
+  } finally {
+    io.close();
+    await runner.dispose();
+    file.close();
+  }
 });
