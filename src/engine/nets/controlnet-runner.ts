@@ -12,6 +12,8 @@ import { parseControlNetConfig, type ControlNetConfig } from './unet-config.js';
 export interface ControlNetLoadOptions extends NetLoadOptions {
   /** Adds the face-region mask input (InstantID `_full` pipeline, IdentityNet only). */
   mask?: boolean;
+  /** diffusers guess_mode (residuals ramped by logspace(−1, 0)). */
+  guessMode?: boolean;
   staticDims?: ControlNetGraphOptions['staticDims'];
   variant?: 'fp16';
 }
@@ -54,12 +56,13 @@ export async function createControlNetRunner(src: ControlNetSource, options: Con
   const graphOptions: ControlNetGraphOptions = {
     dtype: options.dtype ?? 'float32',
     ...(options.mask ? { mask: true } : {}),
+    ...(options.guessMode ? { guessMode: true } : {}),
     ...(options.staticDims ? { staticDims: options.staticDims } : {}),
   };
   const key = {
     net: 'controlnet',
     weightsHash: src.weightsHash,
-    config: { controlnet: config, mask: options.mask ?? false, staticDims: options.staticDims ?? null },
+    config: { controlnet: config, mask: options.mask ?? false, guessMode: options.guessMode ?? false, staticDims: options.staticDims ?? null },
   };
   const compiled = await compileAndOpen(options, key, () => buildControlNetGraph(src.weights, config, graphOptions));
   const count = skipCount(config);

@@ -40,6 +40,15 @@ export interface ControlNetInputs {
   scale: Tensor; // [1]
   /** [Bm, 1, H, W] face-region mask in image pixels. */
   mask?: Tensor;
+  /** diffusers guess_mode: residual i is also scaled by logspace(−1, 0, n + 1)[i] (the mid by 1). */
+  guessMode?: boolean;
+}
+
+/** torch.logspace(-1, 0, n) in float32. */
+function logspace(n: number): number[] {
+  const f = Math.fround;
+  const step = f(1 / (n - 1));
+  return Array.from({ length: n }, (_, i) => f(10 ** f(i < n / 2 ? -1 + step * i : -step * (n - 1 - i))));
 }
 
 /** ControlNetConditioningEmbedding: conv_in, (conv, strided conv)×(n−1) with SiLU, conv_out. */
@@ -67,13 +76,14 @@ export function controlnetForward(g: GraphBuilder, w: WeightScope, cfg: ControlN
   if (skips.length !== skipCount(cfg)) throw new Error('encoder skip count mismatch');
 
   const zeroConv = (name: string, t: Tensor): Tensor => g.conv2d(t, w.get(`${name}.weight`), w.maybe(`${name}.bias`));
-  const finish = (t: Tensor): Tensor => {
-    let r = g.mul(t, x.scale);
+  const guess = x.guessMode && !cfg.globalPoolConditions ? logspace(skips.length + 1) : undefined;
+  const finish = (t: Tensor, i: number): Tensor => {
+    let r = g.mul(guess ? g.mul(t, guess[i]!) : t, x.scale);
     if (cfg.globalPoolConditions) r = g.reduceMean(r, [2, 3], true);
     return r;
   };
-  let down = skips.map((s, i) => finish(zeroConv(`controlnet_down_blocks.${i}`, s))); // [B, Ci, hi, wi]
-  let midOut = finish(zeroConv('controlnet_mid_block', mid));
+  let down = skips.map((s, i) => finish(zeroConv(`controlnet_down_blocks.${i}`, s), i)); // [B, Ci, hi, wi]
+  let midOut = finish(zeroConv('controlnet_mid_block', mid), skips.length);
   if (x.mask) {
     const mask = x.mask;
     const masks = new Map<number, Tensor>();
@@ -96,6 +106,8 @@ export interface ControlNetGraphOptions {
   dtype?: FloatDType;
   /** Adds the control_mask input [Bm, 1, H, W] (the `_full` pipeline's face region, IdentityNet only). */
   mask?: boolean;
+  /** diffusers guess_mode (a per-residual ramp; the pipelines' default is off). */
+  guessMode?: boolean;
   staticDims?: { batch?: number; height?: number; width?: number; sequence?: number };
 }
 
@@ -119,6 +131,7 @@ export function declareControlNetInputs(g: GraphBuilder, cfg: ControlNetConfig, 
     x.timeIds = g.input(CONTROLNET_IO.timeIds, [B, 'N'], 'float32');
   }
   if (options.mask) x.mask = g.input(CONTROLNET_IO.mask, ['Bm', 1, 'MH', 'MW']);
+  if (options.guessMode) x.guessMode = true;
   return x;
 }
 

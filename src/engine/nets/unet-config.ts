@@ -209,8 +209,7 @@ function strip<T extends object>(core: T & { heads: unknown; cross: unknown; lay
 export function parseUNetConfig(raw: unknown): UNetConfig {
   const cfg = (raw ?? {}) as Json;
   const core = parseCore(cfg, 'UNet');
-  refuseUnless('UNet', cfg, 'mid_block_only_cross_attention', [null, false]);
-  refuseUnless('UNet', cfg, 'resnet_out_scale_factor', [null, 1, 1.0]);
+  // resnet_out_scale_factor and mid_block_only_cross_attention only reach the Simple*/Resnet* block kinds, refused above.
   const n = core.blockOutChannels.length;
   const upTypes = cfg.up_block_types;
   if (!Array.isArray(upTypes) || upTypes.length !== n) throw new EngineError('bad_model_config', `config up_block_types must list ${n} blocks`);

@@ -22,9 +22,9 @@ const identityNetPath = join(golden('controlnet'), 'weights.safetensors');
 const net2Path = join(golden('instantid-pipeline-multicontrolnet'), 'controlnet2.fp16.safetensors');
 const net2Config = (caseJson('instantid-pipeline-multicontrolnet').config as Record<string, unknown>).controlnet2;
 
-async function controlnet(path: string, config: unknown, mask = false): Promise<{ runner: ControlNetRunner; close(): void }> {
+async function controlnet(path: string, config: unknown, mask = false, guessMode = false): Promise<{ runner: ControlNetRunner; close(): void }> {
   const file = openSources([path]);
-  const runner = await createControlNetRunner({ config, weights: file.source, weightsHash: await weightsHashOf([path]) }, { cacheDir, session, mask });
+  const runner = await createControlNetRunner({ config, weights: file.source, weightsHash: await weightsHashOf([path]) }, { cacheDir, session, mask, guessMode });
   return { runner, close: () => file.close() };
 }
 
@@ -65,6 +65,29 @@ test('conditioning_scale is a runtime input that scales every residual', async (
     io.close();
     await net.runner.dispose();
     net.close();
+  }
+});
+
+test('guess_mode ramps residual i by logspace(-1, 0, n + 1)[i] and keeps the mid', async () => {
+  const io = goldenIo('controlnet');
+  const plain = await controlnet(identityNetPath, caseJson('controlnet').config);
+  const guess = await controlnet(identityNetPath, caseJson('controlnet').config, false, true);
+  try {
+    const x = {
+      sample: io.get('sample'), timestep: io.get('timestep'), encoderHiddenStates: io.get('encoder_hidden_states'),
+      controlnetCond: io.get('controlnet_cond'), textEmbeds: io.get('text_embeds'), timeIds: io.get('time_ids'), conditioningScale: 0.8,
+    };
+    const a = await plain.runner.run(x);
+    const b = await guess.runner.run(x);
+    const n = a.down.length;
+    a.down.forEach((d, i) => {
+      const ramp = 10 ** (-1 + i / n);
+      assert.ok(maxAbsDiff(d.data.map((v) => v * ramp), b.down[i]!.data) <= 1e-6 * maxAbs(d.data), `residual ${i}`);
+    });
+    assert.ok(maxAbsDiff(a.mid.data, b.mid.data) <= 1e-6 * maxAbs(a.mid.data));
+  } finally {
+    io.close();
+    for (const n of [plain, guess]) { await n.runner.dispose(); n.close(); }
   }
 });
 

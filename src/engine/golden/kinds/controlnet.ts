@@ -1,5 +1,6 @@
 // Golden kind `controlnet`: a diffusers ControlNetModel built from the case's config and weights,
-// run at the case's conditioning_scale; every down residual and the mid residual are checked.
+// run at the case's conditioning_scale (and guess_mode if the case sets it); every down residual
+// and the mid residual are checked.
 import type { GoldenCase } from '../case.js';
 import { compareClose, type Check } from '../compare.js';
 import { caseFile, caseNames, goldenCacheDir, ioF32 } from '../net-io.js';
@@ -11,12 +12,13 @@ export async function evaluate(c: GoldenCase): Promise<Check[]> {
   const weightsPath = caseFile(c, 'weights', 'weights.safetensors');
   const scale = c.json.conditioning_scale ?? c.config.conditioning_scale ?? 1;
   if (typeof scale !== 'number') throw new Error(`${c.name}: conditioning_scale is not a number`);
+  const guessMode = (c.json.guess_mode ?? c.config.guess_mode ?? false) === true;
   const inputs = new Set(caseNames(c, 'inputs'));
   const opened = openSources([weightsPath]);
   try {
     const runner = await createControlNetRunner(
       { config: c.config, weights: opened.source, weightsHash: await weightsHashOf([weightsPath]) },
-      { cacheDir: goldenCacheDir(), session: { intraOpThreads: 1 } },
+      { cacheDir: goldenCacheDir(), session: { intraOpThreads: 1 }, guessMode },
     );
     try {
       const r = await runner.run({
