@@ -30,3 +30,25 @@ export function caseNames(c: GoldenCase, key: 'inputs' | 'outputs'): string[] {
   const v = c.json[key];
   return Array.isArray(v) ? v.filter((x): x is string => typeof x === 'string') : [];
 }
+
+/** The case's first input whose name mentions a mask, if any. */
+export function maskInputName(c: GoldenCase): string | undefined {
+  return caseNames(c, 'inputs').find((n) => /mask/i.test(n));
+}
+
+/**
+ * A mask input as the `_full` pipeline uses it, [1, 1, H, W] in [0, 1]: an [H, W] map, channel 0
+ * of an [H, W, 3] image, or already [N, 1, H, W]; uint8 values are divided by 255.
+ */
+export function ioMask(c: GoldenCase, name: string): HostTensor<'float32'> {
+  const io = c.io();
+  const { dtype, shape } = io.info(name);
+  const values = io.readFloat32(name);
+  const scale = dtype === 'U8' ? 1 / 255 : 1;
+  if (shape.length === 4) return { dtype: 'float32', dims: [...shape], data: values.map((v) => v * scale) };
+  const [h, w] = shape as [number, number];
+  const c0 = shape.length === 3 ? shape[2]! : 1;
+  const data = new Float32Array(h * w);
+  for (let i = 0; i < h * w; i++) data[i] = values[i * c0]! * scale;
+  return { dtype: 'float32', dims: [1, 1, h, w], data };
+}

@@ -1,9 +1,9 @@
 // Golden kind `controlnet`: a diffusers ControlNetModel built from the case's config and weights,
 // run at the case's conditioning_scale (and guess_mode if the case sets it); every down residual
-// and the mid residual are checked.
+// and the mid residual are checked. An input named like a mask is fed as the face-region mask.
 import type { GoldenCase } from '../case.js';
 import { compareClose, type Check } from '../compare.js';
-import { caseFile, caseNames, goldenCacheDir, ioF32 } from '../net-io.js';
+import { caseFile, caseNames, goldenCacheDir, ioF32, ioMask, maskInputName } from '../net-io.js';
 import { createControlNetRunner } from '../../nets/controlnet-runner.js';
 import { weightsHashOf } from '../../nets/net-session.js';
 import { openSources } from '../../nets/sdxl-weights.js';
@@ -14,11 +14,12 @@ export async function evaluate(c: GoldenCase): Promise<Check[]> {
   if (typeof scale !== 'number') throw new Error(`${c.name}: conditioning_scale is not a number`);
   const guessMode = (c.json.guess_mode ?? c.config.guess_mode ?? false) === true;
   const inputs = new Set(caseNames(c, 'inputs'));
+  const maskName = maskInputName(c);
   const opened = openSources([weightsPath]);
   try {
     const runner = await createControlNetRunner(
       { config: c.config, weights: opened.source, weightsHash: await weightsHashOf([weightsPath]) },
-      { cacheDir: goldenCacheDir(), session: { intraOpThreads: 1 }, guessMode },
+      { cacheDir: goldenCacheDir(), session: { intraOpThreads: 1 }, guessMode, mask: maskName !== undefined },
     );
     try {
       const r = await runner.run({
@@ -29,6 +30,7 @@ export async function evaluate(c: GoldenCase): Promise<Check[]> {
         ...(inputs.has('text_embeds') ? { textEmbeds: ioF32(c, 'text_embeds') } : {}),
         ...(inputs.has('time_ids') ? { timeIds: ioF32(c, 'time_ids') } : {}),
         conditioningScale: scale,
+        ...(maskName ? { mask: ioMask(c, maskName) } : {}),
       });
       const checks: Check[] = [];
       for (const name of caseNames(c, 'outputs')) {

@@ -2,13 +2,13 @@
 // UNet config is the case's own (`config.unet` as a dict) or the referenced case's; the IP layers
 // come from the real ip-adapter.bin through the safe unpickler (files.ip_adapter_bin), else from
 // files.weights. Also checked: the index → attn2 mapping we derive, and the unpickled tensors'
-// sha256 where the case records them.
+// sha256 where the case records them. An input named like a mask is fed as the region mask.
 import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { loadCase, type GoldenCase } from '../case.js';
 import { compareClose, compareExact, type Check } from '../compare.js';
-import { caseFile, caseNames, goldenCacheDir, ioF32 } from '../net-io.js';
+import { caseFile, caseNames, goldenCacheDir, ioF32, ioMask, maskInputName } from '../net-io.js';
 import { weightsHashOf } from '../../nets/net-session.js';
 import { openSources } from '../../nets/sdxl-weights.js';
 import { attn2Modules, parseUNetConfig } from '../../nets/unet-config.js';
@@ -36,8 +36,10 @@ export async function evaluate(c: GoldenCase): Promise<Check[]> {
   const basePath = caseFile(c, 'base_weights');
   const ipPath = typeof files.ip_adapter_bin === 'string' ? caseFile(c, 'ip_adapter_bin') : caseFile(c, 'weights');
   const rawConfig = unetConfig(c, basePath);
-  const numTokens = num(c.config.num_tokens, 'num_tokens');
-  const scale = num(c.config.scale, 'scale');
+  const resampler = (c.config.resampler ?? {}) as Record<string, unknown>;
+  const numTokens = num(c.config.num_tokens ?? resampler.num_queries ?? 16, 'num_tokens');
+  const scale = num(c.config.scale ?? c.config.ip_adapter_scale, 'scale');
+  const maskName = maskInputName(c);
   const checks: Check[] = [];
 
   const mapping = c.json.ip_adapter_index_to_processor as Record<string, string> | undefined;
@@ -64,7 +66,7 @@ export async function evaluate(c: GoldenCase): Promise<Check[]> {
       config: rawConfig,
       weights: base.source,
       weightsHash: await weightsHashOf([basePath]),
-      ipAdapter: { weights: ipAdapterSource(ip.source, ipPath), weightsHash: await weightsHashOf([ipPath]), numTokens },
+      ipAdapter: { weights: ipAdapterSource(ip.source, ipPath), weightsHash: await weightsHashOf([ipPath]), numTokens, regionMask: maskName !== undefined },
     }, { cacheDir: goldenCacheDir(), session: { intraOpThreads: 1 } });
     try {
       const inputs = new Set(caseNames(c, 'inputs'));
@@ -75,6 +77,7 @@ export async function evaluate(c: GoldenCase): Promise<Check[]> {
         ...(inputs.has('text_embeds') ? { textEmbeds: ioF32(c, 'text_embeds') } : {}),
         ...(inputs.has('time_ids') ? { timeIds: ioF32(c, 'time_ids') } : {}),
         ipAdapterScale: scale,
+        ...(maskName ? { regionMask: ioMask(c, maskName) } : {}),
       });
       for (const name of caseNames(c, 'outputs')) checks.push(compareClose(name, out.data, c.io().readFloat32(name), c.tolerance));
     } finally {
