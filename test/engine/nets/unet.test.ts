@@ -6,9 +6,11 @@ import { join } from 'node:path';
 import { evaluateCase, formatResult } from '../../../src/engine/golden/run.js';
 import { weightsHashOf } from '../../../src/engine/nets/net-session.js';
 import { openSources } from '../../../src/engine/nets/sdxl-weights.js';
-import { parseUNetConfig } from '../../../src/engine/nets/unet-config.js';
+import { attn2Modules, parseUNetConfig } from '../../../src/engine/nets/unet-config.js';
+import { buildUnetGraph } from '../../../src/engine/nets/unet.js';
+import type { TensorSource } from '../../../src/engine/nets/sdxl-weights.js';
 import { createUnetRunner, loadUnet, type UnetRunner } from '../../../src/engine/nets/unet-runner.js';
-import { unetWeightShapes } from '../../../src/engine/nets/unet-shapes.js';
+import { ipAdapterWeightShapes, unetWeightShapes, type ShapeMap } from '../../../src/engine/nets/unet-shapes.js';
 import { golden } from '../../helpers/paths.js';
 import { batchSlice, caseJson, close, goldenIo, maxAbsDiff, randomF32, tempDir, writeRandomWeights } from './fixtures.js';
 
@@ -177,4 +179,46 @@ test('a float16 graph (the GPU compute type) keeps float32 inputs and outputs an
     await runner.dispose();
     file.close();
   }
+});
+
+/** stabilityai/stable-diffusion-xl-base-1.0 unet/config.json (the fields that matter). */
+const SDXL_BASE = {
+  act_fn: 'silu', addition_embed_type: 'text_time', addition_time_embed_dim: 256, attention_head_dim: [5, 10, 20],
+  block_out_channels: [320, 640, 1280], cross_attention_dim: 2048, down_block_types: ['DownBlock2D', 'CrossAttnDownBlock2D', 'CrossAttnDownBlock2D'],
+  flip_sin_to_cos: true, freq_shift: 0, in_channels: 4, layers_per_block: 2, norm_num_groups: 32, out_channels: 4,
+  projection_class_embeddings_input_dim: 2816, transformer_layers_per_block: [1, 2, 10],
+  up_block_types: ['CrossAttnUpBlock2D', 'CrossAttnUpBlock2D', 'UpBlock2D'], upcast_attention: null, use_linear_projection: true,
+  resnet_out_scale_factor: 1.0, num_attention_heads: null, mid_block_type: 'UNetMidBlock2DCrossAttn',
+};
+
+/** Shapes only: building a graph reads no weight data. */
+function shapesOnly(shapes: ShapeMap): TensorSource {
+  return {
+    has: (n) => shapes.has(n),
+    info: (n) => ({ dtype: 'F32', shape: shapes.get(n)! }),
+    read: () => { throw new Error('no data'); },
+    readFloat32: () => { throw new Error('no data'); },
+  };
+}
+
+test('the real SDXL config gives SDXL\'s 2,567,463,684 parameters, all used by the graph, and InstantID\'s 70 IP slots', () => {
+  const cfg = parseUNetConfig(SDXL_BASE);
+  const shapes = unetWeightShapes(cfg);
+  const count = [...shapes.values()].reduce((n, s) => n + s.reduce((a, b) => a * b, 1), 0);
+  assert.equal(count, 2_567_463_684);
+  const ip = ipAdapterWeightShapes(cfg, shapes);
+  assert.equal(ip.size, 140);
+  assert.deepEqual(ip.get('ip_adapter.139.to_k_ip.weight'), [1280, 2048]);
+  const modules = attn2Modules(cfg);
+  assert.equal(modules[24], 'up_blocks.0.attentions.0.transformer_blocks.0.attn2'); // k = 49
+  assert.equal(modules[60], 'mid_block.attentions.0.transformer_blocks.0.attn2'); // k = 121
+  const ipSource = shapesOnly(new Map([...ip].map(([k, v]) => [k.slice('ip_adapter.'.length), v])));
+  const model = buildUnetGraph(shapesOnly(shapes), cfg, { controlResiduals: true, ipAdapter: { weights: ipSource, numTokens: 16, regionMask: true } });
+  const params = new Set(model.initializers.map((i) => i.name.split('::')[0]!));
+  for (const name of shapes.keys()) assert.ok(params.has(name), name);
+  for (const name of ip.keys()) assert.ok(params.has(name), name);
+  assert.deepEqual(model.inputs.map((i) => i.name).filter((n) => !n.startsWith('down_block')), [
+    'sample', 'timestep', 'encoder_hidden_states', 'text_embeds', 'time_ids', 'mid_block_additional_residual', 'ip_adapter_scale', 'region_mask',
+  ]);
+  assert.equal(model.inputs.filter((i) => i.name.startsWith('down_block_additional_residual_')).length, 9);
 });
