@@ -4,7 +4,7 @@ import { EngineError } from '../errors.js';
 import type { RunOptions } from '../onnx/index.js';
 import { CONTROLNET_IO, buildControlNetGraph, type ControlNetGraphOptions } from './controlnet.js';
 import { findComponent } from './diffusers-component.js';
-import { compileAndOpen, f32, outputF32, weightsHashOf, type CompiledNet, type F32, type NetLoadOptions } from './net-session.js';
+import { compileAndOpen, f32, outputF32, timestepFeed, weightsHashOf, type CompiledNet, type F32, type NetLoadOptions } from './net-session.js';
 import { openSources, type TensorSource } from './sdxl-weights.js';
 import { skipCount } from './unet-blocks.js';
 import { parseControlNetConfig, type ControlNetConfig } from './unet-config.js';
@@ -73,7 +73,7 @@ export async function createControlNetRunner(src: ControlNetSource, options: Con
     async run(x, runOptions) {
       const feeds: Record<string, F32> = {
         [CONTROLNET_IO.sample]: x.sample,
-        [CONTROLNET_IO.timestep]: typeof x.timestep === 'number' ? f32([1], Float32Array.of(x.timestep)) : x.timestep,
+        [CONTROLNET_IO.timestep]: timestepFeed(x.timestep),
         [CONTROLNET_IO.context]: x.encoderHiddenStates,
         [CONTROLNET_IO.cond]: x.controlnetCond,
         [CONTROLNET_IO.scale]: f32([1], Float32Array.of(x.conditioningScale)),

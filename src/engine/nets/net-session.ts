@@ -49,3 +49,9 @@ export function outputF32(outputs: Record<string, HostTensor>, name: string): F3
   if (t.dtype !== 'float32') throw new Error(`output ${name} is ${t.dtype}, expected float32`);
   return t as F32;
 }
+
+/** A timestep as the graphs take it: [1] (broadcast over the batch) or [B]; a number or a 0-d tensor becomes [1]. */
+export function timestepFeed(t: number | F32): F32 {
+  if (typeof t === 'number') return f32([1], Float32Array.of(t));
+  return t.dims.length === 0 ? f32([1], t.data) : t;
+}

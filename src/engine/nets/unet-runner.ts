@@ -5,7 +5,7 @@
 import { EngineError } from '../errors.js';
 import type { RunOptions } from '../onnx/index.js';
 import { findComponent } from './diffusers-component.js';
-import { compileAndOpen, f32, outputF32, weightsHashOf, type CompiledNet, type F32, type NetLoadOptions } from './net-session.js';
+import { compileAndOpen, f32, outputF32, timestepFeed, weightsHashOf, type CompiledNet, type F32, type NetLoadOptions } from './net-session.js';
 import { openSources, prefixedSource, type TensorSource } from './sdxl-weights.js';
 import { parseUNetConfig, type UNetConfig } from './unet-config.js';
 import { UNET_IO, buildUnetGraph, unetResidualLayout, type UnetGraphOptions } from './unet.js';
@@ -94,7 +94,7 @@ function makeRunner(config: UNetConfig, compiled: CompiledNet, o: UnetGraphOptio
       const [batch, , h, w] = x.sample.dims as [number, number, number, number];
       const feeds: Record<string, F32> = {
         [UNET_IO.sample]: x.sample,
-        [UNET_IO.timestep]: typeof x.timestep === 'number' ? f32([1], Float32Array.of(x.timestep)) : x.timestep,
+        [UNET_IO.timestep]: timestepFeed(x.timestep),
         [UNET_IO.context]: x.encoderHiddenStates,
       };
       if (config.embedding.textTime) {
