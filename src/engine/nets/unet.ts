@@ -9,7 +9,7 @@ import type { FloatDType } from '../onnx/dtype.js';
 import type { IpAdapterContext } from './sdxl-attention.js';
 import { conditioningEmbedding, convSame } from './sdxl-blocks.js';
 import { WeightScope, type TensorSource } from './sdxl-weights.js';
-import { encoder, skipCount, upBlock, type BlockEnv } from './unet-blocks.js';
+import { encoder, upBlock, type BlockEnv } from './unet-blocks.js';
 import { attn2Modules, type UNetConfig } from './unet-config.js';
 
 export interface IpAdapterOptions {
