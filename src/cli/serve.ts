@@ -4,6 +4,8 @@ import { parseArgs } from 'node:util';
 import { loadConfig } from '../config.js';
 import { createService } from '../service/app.js';
 import { guardedNetwork } from '../service/network.js';
+import { createAvailability } from '../tools/catalog.js';
+import { instantIdControlnetLora } from '../tools/instant-id-controlnet-lora.js';
 import { defaultTools } from '../tools/index.js';
 
 const HELP = `usage: likeness serve [--host HOST] [--port PORT] [--home DIR] [--log]
@@ -32,7 +34,8 @@ export async function run(args: string[]): Promise<number> {
     ...(values.port ? { port: Number(values.port) } : {}),
     ...(values.home ? { home: values.home } : {}),
   });
-  const service = await createService(config, { tools: defaultTools(), net: guardedNetwork(config), logger: values.log ?? false });
+  const tools = defaultTools({ availability: createAvailability(config.home, instantIdControlnetLora) });
+  const service = await createService(config, { tools, net: guardedNetwork(config), logger: values.log ?? false });
   const address = await service.listen();
   console.log(`Likeness is listening on ${address} (data in ${config.home})`);
   console.log(`  file links use ${config.publicUrl}; WebSocket at ${config.publicUrl.replace(/^http/, 'ws')}/v1`);

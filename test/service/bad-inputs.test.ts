@@ -6,6 +6,8 @@ import assert from 'node:assert/strict';
 import { readdirSync, existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { defaultTools } from '../../src/tools/index.js';
+import { createAvailability } from '../../src/tools/catalog.js';
+import { instantIdControlnetLora } from '../../src/tools/instant-id-controlnet-lora.js';
 import type { ToolRunner } from '../../src/service/runner.js';
 import { startTestService, waitForTerminal, type TestService } from '../helpers/service.js';
 import { asset } from '../helpers/paths.js';
@@ -144,3 +146,13 @@ for (const [what, url, message] of failedInPreprocess) {
     assert.deepEqual(task.outputs, []);
   });
 }
+
+test('a catalog model that is not installed is refused at Run, saying where to put it', () => {
+  const [tool] = defaultTools({ runner: succeed, availability: createAvailability(s.home, instantIdControlnetLora) });
+  const result = tool!.validate({ ...valid(), selectedLoraModel: '622', selectedControlnetModel: '458' }, {});
+  assert.equal(result.ok, false);
+  const messages = (result as { errors: { message: string }[] }).errors.map((e) => e.message).join(' | ');
+  assert.match(messages, /Vintage-Creepy-Creatures/);
+  assert.match(messages, /openpose/);
+  assert.match(messages, /models\/loras/);
+});
