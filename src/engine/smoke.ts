@@ -27,6 +27,16 @@ import { clipStateShapes, vaeStateShapes, type StateShapes } from './pipelines/s
 /** Where the smoke set lives under $LIKENESS_HOME. */
 export const SMOKE_MODEL_DIR = join('models', 'smoke');
 
+/** The four nets' config.json dicts; the text encoders' vocab_size is set to the tiny tokenizer's. */
+export interface RandomSdxlConfigs {
+  unet: Record<string, unknown>;
+  vae: Record<string, unknown>;
+  text_encoder: Record<string, unknown>;
+  text_encoder_2: Record<string, unknown>;
+}
+
+type Component = keyof RandomSdxlConfigs;
+
 /** Channels and depths of the smoke set: SDXL's block structure at toy width. */
 export const SMOKE_CONFIG = {
   unet: {
@@ -213,13 +223,21 @@ export function checkAgainstBuilder(what: string, shapes: StateShapes, build: (s
   if (unread.length > 0) throw new EngineError('smoke_model', `the ${what} builder never reads ${unread.slice(0, 5).join(', ')}`);
 }
 
-/** The four nets' parameter tables for the smoke configs, each checked against its builder. */
-export function smokeStateShapes(): Record<'unet' | 'vae' | 'text_encoder' | 'text_encoder_2', StateShapes> {
+/** The configs as written: the text encoders get the tiny tokenizer's vocabulary size. */
+function withVocab(configs: RandomSdxlConfigs): RandomSdxlConfigs {
   const vocabSize = Object.keys(smokeTokenizerFiles().vocab).length;
-  const te1 = { ...SMOKE_CONFIG.text_encoder, vocab_size: vocabSize };
-  const te2 = { ...SMOKE_CONFIG.text_encoder_2, vocab_size: vocabSize };
-  const unetConfig = parseUNetConfig(SMOKE_CONFIG.unet);
-  const vaeConfig = parseVaeConfig(SMOKE_CONFIG.vae);
+  return {
+    ...configs,
+    text_encoder: { ...configs.text_encoder, vocab_size: vocabSize },
+    text_encoder_2: { ...configs.text_encoder_2, vocab_size: vocabSize },
+  };
+}
+
+/** The four nets' parameter tables for `configs` (default: the smoke set's), each checked against its builder. */
+export function smokeStateShapes(configs: RandomSdxlConfigs = SMOKE_CONFIG): Record<Component, StateShapes> {
+  const { unet, vae, text_encoder: te1, text_encoder_2: te2 } = withVocab(configs);
+  const unetConfig = parseUNetConfig(unet);
+  const vaeConfig = parseVaeConfig(vae);
   const shapes = {
     unet: unetWeightShapes(unetConfig),
     vae: vaeStateShapes(vaeConfig),
@@ -243,25 +261,33 @@ export interface SmokeModelOptions {
 const json = (value: unknown): string => `${JSON.stringify(value, null, 2)}\n`;
 
 /** Writes the smoke model set into `dir` (replacing what is there) and returns `dir`. */
-export async function writeSmokeModel(dir: string, options: SmokeModelOptions = {}): Promise<string> {
+export function writeSmokeModel(dir: string, options: SmokeModelOptions = {}): Promise<string> {
+  return writeRandomSdxlModel(dir, SMOKE_CONFIG, options);
+}
+
+/**
+ * Writes a random-weight SDXL-architecture model of any size (configs as diffusers / transformers
+ * config.json dicts) in the diffusers layout, with the smoke set's tokenizer and scheduler.
+ */
+export async function writeRandomSdxlModel(dir: string, configs: RandomSdxlConfigs, options: SmokeModelOptions = {}): Promise<string> {
   const seed = (options.seed ?? 0) >>> 0;
-  const shapes = smokeStateShapes();
+  const shapes = smokeStateShapes(configs);
+  const written = withVocab(configs);
   const tokenizer = smokeTokenizerFiles();
-  const vocabSize = Object.keys(tokenizer.vocab).length;
   await rm(dir, { recursive: true, force: true });
-  const files: Record<keyof typeof shapes, { file: string; config: object }> = {
-    unet: { file: 'diffusion_pytorch_model.safetensors', config: SMOKE_CONFIG.unet },
-    vae: { file: 'diffusion_pytorch_model.safetensors', config: SMOKE_CONFIG.vae },
-    text_encoder: { file: 'model.safetensors', config: { ...SMOKE_CONFIG.text_encoder, vocab_size: vocabSize } },
-    text_encoder_2: { file: 'model.safetensors', config: { ...SMOKE_CONFIG.text_encoder_2, vocab_size: vocabSize } },
+  const files: Record<Component, string> = {
+    unet: 'diffusion_pytorch_model.safetensors',
+    vae: 'diffusion_pytorch_model.safetensors',
+    text_encoder: 'model.safetensors',
+    text_encoder_2: 'model.safetensors',
   };
-  for (const [name, { file, config }] of Object.entries(files) as [keyof typeof shapes, { file: string; config: object }][]) {
+  for (const [name, file] of Object.entries(files) as [Component, string][]) {
     await mkdir(join(dir, name), { recursive: true });
-    await writeFile(join(dir, name, 'config.json'), json(config));
+    await writeFile(join(dir, name, 'config.json'), json(written[name]));
     const tensors: [string, TensorToWrite][] = [...shapes[name]].map(([tensor, shape]) => [
       tensor, { dtype: 'F32', shape, data: () => randomTensor(`${name}/${tensor}`, shape, seed) },
     ]);
-    await writeSafetensors(join(dir, name, file), tensors, { format: 'pt', likeness: 'smoke model: random weights' });
+    await writeSafetensors(join(dir, name, file), tensors, { format: 'pt', likeness: 'random weights' });
   }
   const specials = { bos_token: '<|startoftext|>', eos_token: '<|endoftext|>', unk_token: '<|endoftext|>' };
   for (const [folder, pad] of [['tokenizer', '<|endoftext|>'], ['tokenizer_2', '!']] as const) {
