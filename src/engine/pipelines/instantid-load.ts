@@ -199,9 +199,12 @@ export async function openInstantIdParts(files: InstantIdFiles): Promise<{ parts
       opened.push(w);
       return { config: found.config, weights: w, weightsHash: await weightsHashOf(found.weights) };
     };
+    const [tok1, tok2] = tokenizerFolders(model, files.tokenizerDir);
+    if (!existsSync(files.ipAdapter)) {
+      throw new EngineError('model_missing', `${files.ipAdapter} does not exist: InstantID needs ip-adapter.bin (Resampler and IP-Adapter weights) from the InstantX/InstantID repository`);
+    }
     const ip = openWeights(files.ipAdapter);
     opened.push(ip);
-    const [tok1, tok2] = tokenizerFolders(model, files.tokenizerDir);
     const index = join(model.path, 'model_index.json');
     const forceZeros = model.layout === 'diffusers' && existsSync(index)
       ? (parsePythonJson(readFileSync(index, 'utf8')) as Record<string, unknown>).force_zeros_for_empty_prompt
