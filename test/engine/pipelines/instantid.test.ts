@@ -131,6 +131,15 @@ test('samples, seeds, 8-bit and PNG output', async () => {
   assert.equal(meta.height, 64);
 });
 
+test('guidance 1 runs one batch (no uncond branch): cond text, face tokens and control image once', async () => {
+  const dims = new Map<string, readonly number[]>();
+  const r = await basic.run({ ...basicOptions, guidanceScale: 1, trace: (n, t) => dims.set(n, t.dims) });
+  assert.deepEqual(dims.get('step0.noise_pred_uncond_text'), [1, 4, 8, 8]);
+  assert.deepEqual(dims.get('prompt_image_emb'), [1, 4, 64]);
+  assert.deepEqual(dims.get('control_image.0'), [1, 3, 64, 64]);
+  assert.deepEqual(r.images.dims, [1, 64, 64, 3]);
+});
+
 test('bad requests fail with bad_request before anything runs', async () => {
   const code = (c: string) => (err: Error & { code?: string }) => err.code === c;
   await assert.rejects(basic.run({ ...basicOptions, faceEmbedding: new Float32Array(5) }), code('bad_request'));
