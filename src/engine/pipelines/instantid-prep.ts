@@ -2,10 +2,11 @@
 // in float32 as torch does it: control images and the face-region mask as the nets take them, CFG
 // batching, micro-conditioning ids, the ControlNet guidance window, the guidance mix, and the VAE
 // output → float [0, 1] NHWC (output_type "np") → 8-bit RGB → PNG.
-import sharp from 'sharp';
 import { EngineError } from '../errors.js';
 import { pilResize } from '../control/resample.js';
 import type { F32 } from '../nets/net-session.js';
+// The SDXL pipeline's denoising arithmetic, shared rather than written twice.
+export { batchRows, encodePng, guidance, timeIds, unscaleLatents } from './denoise-math.js';
 
 /** An 8-bit image, interleaved HWC (1 = grey as PIL 'L', 3 = RGB, 4 = RGBA). */
 export interface ImageU8 {
@@ -96,18 +97,6 @@ export function controlMaskTensor(mask: ControlMaskInput, width: number, height:
   return f32([1, 1, height, width], out);
 }
 
-/** `parts` concatenated along the batch, each repeated `times` ([a×n, b×n], as pipelines repeat then cat). */
-export function batchRows(parts: readonly Float32Array[], times: number): Float32Array {
-  const out = new Float32Array(parts.reduce((n, p) => n + p.length, 0) * times);
-  let at = 0;
-  for (const p of parts) {
-    for (let k = 0; k < times; k++) {
-      out.set(p, at);
-      at += p.length;
-    }
-  }
-  return out;
-}
 
 /** [B, La, D] and [B, Lb, D] joined along the sequence → [B, La + Lb, D] (UNet context: text, then face tokens). */
 export function concatSequence(a: F32, b: F32): F32 {
@@ -122,10 +111,6 @@ export function concatSequence(a: F32, b: F32): F32 {
   return f32([batch, la + lb, d], out);
 }
 
-/** add_time_ids rows: [orig_h, orig_w, crop_top, crop_left, target_h, target_w], negative = positive. */
-export function timeIds(height: number, width: number, rows: number): Float32Array {
-  return batchRows([Float32Array.of(height, width, 0, 0, height, width)], rows);
-}
 
 /**
  * Whether ControlNet j acts at step i of n (controlnet_keep): off when i/n < start or (i+1)/n > end.
@@ -135,17 +120,6 @@ export function controlKeep(i: number, n: number, start: number, end: number): b
   return !(i / n < start || (i + 1) / n > end);
 }
 
-/** noise = uncond + g·(cond − uncond) over a [uncond; cond] batch, each op rounded to float32. */
-export function guidance(noisePred: Float32Array, scale: number): Float32Array {
-  const half = noisePred.length / 2;
-  const g = Math.fround(scale);
-  const out = new Float32Array(half);
-  for (let i = 0; i < half; i++) {
-    const u = noisePred[i]!;
-    out[i] = Math.fround(u + Math.fround(g * Math.fround(noisePred[half + i]! - u)));
-  }
-  return out;
-}
 
 /** Elementwise sum of same-shaped tensors (MultiControlNet: torch.stack(...).sum(0)), in list order. */
 export function sumTensors(ts: readonly F32[]): F32 {
@@ -157,11 +131,6 @@ export function sumTensors(ts: readonly F32[]): F32 {
   return f32(ts[0]!.dims, out);
 }
 
-/** The decoder's input: latents / scaling_factor (vae.decode(latents / vae.config.scaling_factor)). */
-export function unscaleLatents(latents: Float32Array, scalingFactor: number): Float32Array {
-  const s = Math.fround(scalingFactor);
-  return latents.map((v) => v / s);
-}
 
 /** VaeImageProcessor.postprocess(output_type="np"): [n, 3, H, W] in [-1, 1] → clamp(x/2 + 0.5, 0, 1) as [n, H, W, 3]. */
 export function toNhwc01(decoded: F32): F32 {
@@ -194,11 +163,6 @@ export function toRgb8(hwc01: Float32Array): Uint8Array {
   return out;
 }
 
-/** Interleaved 8-bit RGB → PNG bytes. */
-export async function encodePng(rgb: Uint8Array, width: number, height: number): Promise<Uint8Array> {
-  const png = await sharp(Buffer.from(rgb.buffer, rgb.byteOffset, rgb.byteLength), { raw: { width, height, channels: 3 } }).png().toBuffer();
-  return new Uint8Array(png.buffer, png.byteOffset, png.byteLength);
-}
 
 /**
  * The `_full` pipeline's downscale of the face-region mask per IdentityNet down residual (mask j
