@@ -19,7 +19,8 @@ import { createResamplerRunner, type ResamplerRunner } from '../nets/resampler.j
 import { prefixedSource, type TensorSource } from '../nets/sdxl-weights.js';
 import { createUnetRunner, ipAdapterSource, type UnetRunner } from '../nets/unet-runner.js';
 import { loadVaeDecoder, parseVaeConfig, vaeScaleFactor, type VaeConfig, type VaeDecoder } from '../nets/vae.js';
-import { ClipTokenizer } from '../text/clip-tokenizer.js';
+import type { ClipTokenizer } from '../text/clip-tokenizer.js';
+import { SDXL_BASE_SCHEDULER, loadTokenizers } from './sdxl-components.js';
 
 /** One network's files: its config dict, its weights (diffusers / transformers names) and a cache identity. */
 export interface NetFiles {
@@ -160,27 +161,11 @@ export interface InstantIdFiles {
 }
 
 const WEIGHT_FILE = /\.(safetensors|bin|ckpt|pt|pth)$/;
-const SDXL_BASE_SCHEDULER: Record<string, unknown> = {
-  _class_name: 'EulerDiscreteScheduler', beta_end: 0.012, beta_schedule: 'scaled_linear', beta_start: 0.00085,
-  interpolation_type: 'linear', num_train_timesteps: 1000, prediction_type: 'epsilon', steps_offset: 1,
-  timestep_spacing: 'leading', trained_betas: null, use_karras_sigmas: false,
-};
-
 async function componentHash(model: SdxlModel, name: string): Promise<string> {
   if (model.layout === 'single-file') return `${await fingerprintFiles([model.path])}#${name}`;
   const dir = join(model.path, name);
   const files = readdirSync(dir).filter((f) => WEIGHT_FILE.test(f) && statSync(join(dir, f)).isFile()).sort();
   return fingerprintFiles(files.map((f) => join(dir, f)));
-}
-
-function tokenizerFolders(model: SdxlModel, tokenizerDir?: string): [string, string] {
-  const dirs: [string | undefined, string | undefined] = tokenizerDir
-    ? [join(tokenizerDir, 'tokenizer'), join(tokenizerDir, 'tokenizer_2')]
-    : [model.tokenizer, model.tokenizer_2];
-  if (!dirs[0] || !dirs[1] || !existsSync(join(dirs[0], 'vocab.json')) || !existsSync(join(dirs[1], 'vocab.json'))) {
-    throw new EngineError('tokenizer_missing', `${model.path} has no CLIP tokenizer folders: give tokenizerDir (a folder with tokenizer/ and tokenizer_2/ of stabilityai/stable-diffusion-xl-base-1.0)`);
-  }
-  return dirs as [string, string];
 }
 
 /** Opens every file; close() releases them (after loadInstantIdNets has compiled the nets). */
@@ -199,7 +184,7 @@ export async function openInstantIdParts(files: InstantIdFiles): Promise<{ parts
       opened.push(w);
       return { config: found.config, weights: w, weightsHash: await weightsHashOf(found.weights) };
     };
-    const [tok1, tok2] = tokenizerFolders(model, files.tokenizerDir);
+    const { tokenizer1, tokenizer2 } = loadTokenizers(model, files.tokenizerDir);
     if (!existsSync(files.ipAdapter)) {
       throw new EngineError('model_missing', `${files.ipAdapter} does not exist: InstantID needs ip-adapter.bin (Resampler and IP-Adapter weights) from the InstantX/InstantID repository`);
     }
@@ -217,8 +202,8 @@ export async function openInstantIdParts(files: InstantIdFiles): Promise<{ parts
       vae: await part('vae'),
       textEncoder: await part('text_encoder'),
       textEncoder2: await part('text_encoder_2'),
-      tokenizer1: ClipTokenizer.fromFolder(tok1),
-      tokenizer2: ClipTokenizer.fromFolder(tok2),
+      tokenizer1,
+      tokenizer2,
       schedulerConfig: model.scheduler ?? SDXL_BASE_SCHEDULER,
       forceZerosForEmptyPrompt: typeof forceZeros === 'boolean' ? forceZeros : true,
       identityNet: await controlnet(files.identityNet),

@@ -11,10 +11,9 @@
 import { randomBytes } from 'node:crypto';
 import { EngineError } from '../errors.js';
 import type { F32 } from '../nets/net-session.js';
-import { PhiloxGenerator } from '../rng/philox.js';
-import { parseSeed, type NoiseSource } from '../rng/seed.js';
-import { TorchGenerator } from '../rng/torch-cpu.js';
+import { parseSeed } from '../rng/seed.js';
 import { createScheduler } from '../schedulers/index.js';
+import { noiseSource, type NoiseKind } from './denoise-math.js';
 import { disposeNets, loadInstantIdNets, openInstantIdParts, type InstantIdFiles, type InstantIdLoadOptions, type InstantIdNets, type InstantIdParts } from './instantid-load.js';
 import {
   batchRows, concatSequence, controlImageChw, controlKeep, controlMaskMaps, controlMaskTensor, maskResiduals, encodePng, f32, generationSize, guidance, sumTensors,
@@ -67,7 +66,7 @@ export interface InstantIdRunOptions {
   /** 0 … 2^64−1; random when left out. Draws the latents (unless given) and any scheduler noise. */
   seed?: string | number | bigint;
   /** 'cpu' (default): torch.Generator('cpu'); 'cuda-philox': A1111's CUDA emulation. */
-  noise?: 'cpu' | 'cuda-philox';
+  noise?: NoiseKind;
   /** A diffusers scheduler class name; default the model's scheduler config. */
   scheduler?: string;
   /** After each denoising step: (step counting from 1, total). */
@@ -207,7 +206,7 @@ export class InstantIdPipeline {
     const timesteps = scheduler.timesteps;
     trace('timesteps', { dims: [timesteps.length], data: Float32Array.from(timesteps) });
     const seed = o.seed !== undefined ? parseSeed(o.seed) : randomBytes(8).readBigUInt64LE();
-    const generator: NoiseSource = o.noise === 'cuda-philox' ? new PhiloxGenerator(seed) : new TorchGenerator(seed);
+    const generator = noiseSource(o.noise ?? 'cpu', seed);
     const latentShape = [n, nets.unet.config.inChannels, H / nets.vaeScale, W / nets.vaeScale];
     const count = latentShape.reduce((a, b) => a * b, 1);
     let latents: Float32Array;
