@@ -1,4 +1,6 @@
 // The embedded task store: SQLite in WAL mode through better-sqlite3. Plain SQL, one module.
+import { createRequire } from 'node:module';
+import { Worker } from 'node:worker_threads';
 import Database from 'better-sqlite3';
 import type { Database as Db, Statement } from 'better-sqlite3';
 import { hexId, randomToken, randomUUID } from '../ids.js';
@@ -62,6 +64,21 @@ CREATE INDEX IF NOT EXISTS files_task ON files(task_id, role);
 CREATE UNIQUE INDEX IF NOT EXISTS files_access ON files(access_key, name);
 `;
 
+/** A thread with its own connection that checkpoints the WAL every second (PASSIVE: never blocks writers). */
+function startCheckpointer(path: string): Worker {
+  const code = `
+    const { parentPort, workerData } = require('node:worker_threads');
+    const Database = require(workerData.module);
+    const db = new Database(workerData.path);
+    db.pragma('busy_timeout = 1000');
+    const timer = setInterval(() => { try { db.pragma('wal_checkpoint(PASSIVE)'); } catch {} }, 1000);
+    parentPort.on('message', () => { clearInterval(timer); db.close(); parentPort.close(); });
+  `;
+  const worker = new Worker(code, { eval: true, workerData: { path, module: createRequire(import.meta.url).resolve('better-sqlite3') } });
+  worker.unref();
+  return worker;
+}
+
 interface TaskRow {
   id: number; uuid: string; project_id: number; tool: string; socket_token: string; status: string;
   parameters: string; params: string; debugoutput: string; debugerror: string; pexit: string | null;
@@ -114,7 +131,7 @@ export class SqliteTaskStore implements TaskStore {
   private readonly stmt;
   /** Every statement is prepared once: preparing per call showed up in the API benchmark's profile. */
   private readonly statements = new Map<string, Statement>();
-  private readonly checkpointTimer: NodeJS.Timeout;
+  private readonly checkpointer: Worker | undefined;
 
   constructor(path: string, opts: { now?: () => number } = {}) {
     this.now = opts.now ?? Date.now;
@@ -123,17 +140,11 @@ export class SqliteTaskStore implements TaskStore {
     this.db.pragma('synchronous = NORMAL');
     this.db.pragma('foreign_keys = ON');
     this.db.pragma('busy_timeout = 5000');
-    // Checkpoint the WAL on a timer rather than inside whichever write crosses the threshold: automatic
-    // checkpoints stalled a request every ~180 inserts in the API benchmark.
-    this.db.pragma('wal_autocheckpoint = 10000');
-    this.checkpointTimer = setInterval(() => {
-      try {
-        this.db.pragma('wal_checkpoint(PASSIVE)');
-      } catch {
-        /* busy: the next tick tries again */
-      }
-    }, 2000);
-    this.checkpointTimer.unref();
+    // Checkpoint the WAL from a second connection on a worker thread, not inside whichever request's
+    // write crosses the threshold: automatic checkpoints stalled a Run every ~180 inserts in the API
+    // benchmark, and a timer on this thread stalled a batch of requests every tick instead.
+    this.db.pragma('wal_autocheckpoint = 0');
+    this.checkpointer = path === ':memory:' ? undefined : startCheckpointer(path);
     this.db.exec(SCHEMA);
     const db = this.db;
     this.stmt = {
@@ -379,7 +390,11 @@ export class SqliteTaskStore implements TaskStore {
   }
 
   async close(): Promise<void> {
-    clearInterval(this.checkpointTimer);
+    if (this.checkpointer) {
+      const exited = new Promise((resolve) => this.checkpointer!.once('exit', resolve));
+      this.checkpointer.postMessage('stop');
+      await exited;
+    }
     this.db.close();
   }
 }
