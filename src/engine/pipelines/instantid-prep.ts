@@ -1,7 +1,8 @@
 // The host-side arithmetic of InstantID's pipelines (pipeline_stable_diffusion_xl_instantid[_full].py),
-// in float32 as torch does it: control images and the face-region mask as the nets take them, CFG
-// batching, micro-conditioning ids, the ControlNet guidance window, the guidance mix, and the VAE
-// output → float [0, 1] NHWC (output_type "np") → 8-bit RGB → PNG.
+// in float32 as torch does it: control images and the face-region mask as the nets take them (and
+// the mask maps on IdentityNet's residuals), the ControlNet guidance window, text + face tokens as
+// one context, and the VAE output → float [0, 1] NHWC (output_type "np") → 8-bit RGB. CFG batching,
+// time ids, the guidance mix, unscaling and PNG come from the SDXL pipeline's denoise-math.ts.
 import { EngineError } from '../errors.js';
 import { pilResize } from '../control/resample.js';
 import type { F32 } from '../nets/net-session.js';

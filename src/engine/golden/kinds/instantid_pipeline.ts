@@ -217,12 +217,8 @@ export async function evaluate(c: GoldenCase): Promise<Check[]> {
       return seen;
     };
     runs.set('', await traced({}));
-    let maskImage: ImageU8 | undefined;
-    if (masked.length > 0) {
-      if (!maskName) return [...outputs.map((n) => (n.startsWith('maskon.') ? fail(n, 'the case has maskon outputs but no mask input') : fail(n, 'not run')))];
-      maskImage = ioImage(c, maskName);
-      runs.set('maskon.', await traced({ controlMask: maskImage }));
-    }
+    const maskImage = masked.length > 0 && maskName ? ioImage(c, maskName) : undefined;
+    if (maskImage) runs.set('maskon.', await traced({ controlMask: maskImage }));
     const ipMasks = masked.filter((n) => /ip_region_mask_\d+x\d+$/.test(n));
     const maps = maskImage && ipMasks.length ? await ipRegionMaps(maskImage, ipMasks) : new Map<string, Float32Array>();
     const checks: Check[] = [];
@@ -233,7 +229,11 @@ export async function evaluate(c: GoldenCase): Promise<Check[]> {
         continue;
       }
       const prefix = name.startsWith('maskon.') ? 'maskon.' : '';
-      const run = runs.get(prefix)!;
+      const run = runs.get(prefix);
+      if (!run) {
+        checks.push(fail(name, 'the case records masked outputs but names no control mask input'));
+        continue;
+      }
       checks.push(judge(c, name, run.get(traceName(name.slice(prefix.length)))));
     }
     return checks;
