@@ -392,6 +392,7 @@ export class SqliteTaskStore implements TaskStore {
   async close(): Promise<void> {
     if (this.checkpointer) {
       const exited = new Promise((resolve) => this.checkpointer!.once('exit', resolve));
+      this.checkpointer.ref(); // keep the loop alive until the thread has closed its connection
       this.checkpointer.postMessage('stop');
       await exited;
     }
