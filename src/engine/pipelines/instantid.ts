@@ -34,8 +34,12 @@ export interface InstantIdRunOptions {
   faceEmbedding: Float32Array;
   /** IdentityNet's control image (draw_kps). Sets the output size unless width/height are given. */
   kpsImage: ImageU8;
-  /** One control image per extra ControlNet (canny, depth, pose maps …), in the nets' order. */
-  controlImages?: readonly ImageU8[];
+  /**
+   * One control image per extra ControlNet (canny, depth, pose maps …), in the nets' order. A net
+   * whose entry is null or left out is off for this run (never run), so one loaded pipeline serves
+   * any selection of its extra nets.
+   */
+  controlImages?: readonly (ImageU8 | null | undefined)[];
   prompt: string;
   /** standard mode: undefined/null is zeros when the model says force_zeros_for_empty_prompt. */
   negativePrompt?: string | null;
@@ -156,7 +160,7 @@ export class InstantIdPipeline {
     const ipScale = checkNumber('ipAdapterScale', o.ipAdapterScale ?? 0.8, -10, 10);
     const extras = nets.controlNets.length - 1;
     const images = o.controlImages ?? [];
-    if (images.length !== extras) throw new EngineError('bad_request', `${images.length} control images for ${extras} extra ControlNets`);
+    if (images.length > extras) throw new EngineError('bad_request', `${images.length} control images for ${extras} extra ControlNets`);
     const scales = [o.identitynetScale ?? 0.8, ...(o.controlnetScales ?? Array<number>(extras).fill(1))];
     if (scales.length !== extras + 1) throw new EngineError('bad_request', `controlnetScales has ${scales.length - 1} values for ${extras} extra ControlNets`);
     scales.forEach((s, i) => checkNumber(i === 0 ? 'identitynetScale' : `controlnetScales[${i - 1}]`, s, -10, 10));
@@ -190,7 +194,9 @@ export class InstantIdPipeline {
     trace('prompt_image_emb', faceCtx);
 
     // 4. control images [B, 3, H, W] and 4.1 the face-region mask [1, 1, H, W]
-    const conds = [o.kpsImage, ...images].map((img, k) => {
+    const conds = nets.controlNets.map((_, k) => {
+      const img = k === 0 ? o.kpsImage : images[k - 1];
+      if (!img) return undefined;
       const cond = f32([B, 3, H, W], batchRows([controlImageChw(k === 0 ? 'kpsImage' : `controlImages[${k - 1}]`, img, W, H)], B));
       trace(`control_image.${k}`, cond);
       return cond;
@@ -233,9 +239,10 @@ export class InstantIdPipeline {
       const residuals: { down: F32[]; mid: F32 }[] = [];
       for (const [k, net] of nets.controlNets.entries()) {
         const scale = scales[k]! * (controlKeep(i, timesteps.length, starts[k]!, ends[k]!) ? 1 : 0);
-        if (scale === 0) continue; // diffusers still runs it, at scale 0: residuals of zeros
+        const cond = conds[k];
+        if (scale === 0 || !cond) continue; // at scale 0 diffusers still runs it, for residuals of zeros
         const r = await net.run({
-          sample: lmi, timestep: t, encoderHiddenStates: k === 0 ? faceCtx : textCtx, controlnetCond: conds[k]!,
+          sample: lmi, timestep: t, encoderHiddenStates: k === 0 ? faceCtx : textCtx, controlnetCond: cond,
           textEmbeds: pooled, timeIds: ids, conditioningScale: scale,
         }, runOptions);
         r.down.forEach((d, j) => trace(`step${i}.net${k}.down_${j}`, d));

@@ -105,14 +105,18 @@ test('a control mask covering the whole image equals no mask; a box equals the s
   assert.equal(maxDiff(none.images.data, clamped.images.data), 0);
 });
 
-test('a ControlNet outside its guidance window is not run; scale 0 is the same as never running it', async () => {
+test('a ControlNet outside its guidance window is not run; scale 0, a null or a missing image are the same as never running it', async () => {
   const names = new Set<string>();
   const windowed = await multi.run({ ...multiOptions, controlGuidanceEnd: [1, 0.5], trace: (n) => names.add(n) });
   assert.ok(names.has('step0.net1.mid') && !names.has('step1.net1.mid') && !names.has('step2.net1.mid'));
   assert.ok(names.has('step2.net0.mid'));
   const off = await multi.run({ ...multiOptions, controlnetScales: [0] });
   const endZero = await multi.run({ ...multiOptions, controlGuidanceEnd: [1, 0] });
+  const noImage = await multi.run({ ...multiOptions, controlImages: [null] });
+  const leftOut = await multi.run({ ...multiOptions, controlImages: [] });
   assert.equal(maxDiff(off.images.data, endZero.images.data), 0);
+  assert.equal(maxDiff(off.images.data, noImage.images.data), 0, 'a null control image turns its net off');
+  assert.equal(maxDiff(off.images.data, leftOut.images.data), 0);
   assert.ok(maxDiff(windowed.images.data, off.images.data) > 0);
 });
 
@@ -143,7 +147,7 @@ test('guidance 1 runs one batch (no uncond branch): cond text, face tokens and c
 test('bad requests fail with bad_request before anything runs', async () => {
   const code = (c: string) => (err: Error & { code?: string }) => err.code === c;
   await assert.rejects(basic.run({ ...basicOptions, faceEmbedding: new Float32Array(5) }), code('bad_request'));
-  await assert.rejects(multi.run({ ...multiOptions, controlImages: [] }), code('bad_request'));
+  await assert.rejects(multi.run({ ...multiOptions, controlImages: [multiOptions.kpsImage, multiOptions.kpsImage] }), code('bad_request'));
   await assert.rejects(multi.run({ ...multiOptions, controlGuidanceStart: [0, 0, 0] }), code('bad_request'));
   await assert.rejects(basic.run({ ...basicOptions, steps: 0 }), code('bad_request'));
 });
