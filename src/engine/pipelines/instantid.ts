@@ -169,6 +169,32 @@ export class InstantIdPipeline {
     const { width: W, height: H } = generationSize(o.kpsImage, nets.vaeScale, o.width, o.height);
     const B = cfg ? 2 * n : n;
 
+    // Inputs checked and prepared before any net runs: face embedding size, control images [B, 3, H, W],
+    // the face-region mask [1, 1, H, W] and its maps, the scheduler, the seed and the latents' shape.
+    const E = nets.resampler.config.embeddingDim;
+    if (o.faceEmbedding.length === 0 || o.faceEmbedding.length % E !== 0) {
+      throw new EngineError('bad_request', `faceEmbedding has ${o.faceEmbedding.length} values; the Resampler takes ${E}-d embeddings`);
+    }
+    const N = o.faceEmbedding.length / E;
+    const conds = nets.controlNets.map((_, k) => {
+      const img = k === 0 ? o.kpsImage : images[k - 1];
+      if (!img) return undefined;
+      const cond = f32([B, 3, H, W], batchRows([controlImageChw(k === 0 ? 'kpsImage' : `controlImages[${k - 1}]`, img, W, H)], B));
+      trace(`control_image.${k}`, cond);
+      return cond;
+    });
+    const mask = o.controlMask ? controlMaskTensor(o.controlMask, W, H) : undefined;
+    const maskMaps = mask ? controlMaskMaps(mask) : undefined;
+    if (mask) trace('control_mask', mask);
+    for (const [s, m] of maskMaps ?? []) trace(`mask_weight_s${s}`, m);
+
+    const scheduler = createScheduler(nets.schedulerConfig, o.scheduler);
+    const seed = o.seed !== undefined ? parseSeed(o.seed) : randomBytes(8).readBigUInt64LE();
+    const generator = noiseSource(o.noise ?? 'cpu', seed);
+    const latentShape = [n, nets.unet.config.inChannels, H / nets.vaeScale, W / nets.vaeScale];
+    const count = latentShape.reduce((a, b) => a * b, 1);
+    if (o.latents && o.latents.length !== count) throw new EngineError('bad_request', `latents has ${o.latents.length} values; expected [${latentShape.join(', ')}]`);
+
     // 3.1 text: [1, L, D] each; CFG batch [negative × n, prompt × n]
     const text = await encodeText(nets, o.promptMode ?? 'lpw', o.prompt, o.negativePrompt);
     for (const [name, ids] of Object.entries(text.ids)) trace(name, ids);
@@ -182,46 +208,17 @@ export class InstantIdPipeline {
     check();
 
     // 3.2 face tokens: Resampler(e.reshape(1, -1, E)); the uncond branch gets Resampler(zeros_like)
-    const E = nets.resampler.config.embeddingDim;
-    if (o.faceEmbedding.length === 0 || o.faceEmbedding.length % E !== 0) {
-      throw new EngineError('bad_request', `faceEmbedding has ${o.faceEmbedding.length} values; the Resampler takes ${E}-d embeddings`);
-    }
-    const N = o.faceEmbedding.length / E;
     const idTokens = await nets.resampler.run(f32([1, N, E], o.faceEmbedding), runOptions); // [1, T, D]
     const zeroTokens = N === 1 ? await nets.resampler.zeroTokens() : await nets.resampler.run(f32([1, N, E], new Float32Array(N * E)), runOptions);
     const T = idTokens.dims[1]!;
     const faceCtx = f32([B, T, idTokens.dims[2]!], batchRows(cfg ? [zeroTokens.data, idTokens.data] : [idTokens.data], n));
     trace('prompt_image_emb', faceCtx);
 
-    // 4. control images [B, 3, H, W] and 4.1 the face-region mask [1, 1, H, W]
-    const conds = nets.controlNets.map((_, k) => {
-      const img = k === 0 ? o.kpsImage : images[k - 1];
-      if (!img) return undefined;
-      const cond = f32([B, 3, H, W], batchRows([controlImageChw(k === 0 ? 'kpsImage' : `controlImages[${k - 1}]`, img, W, H)], B));
-      trace(`control_image.${k}`, cond);
-      return cond;
-    });
-    const mask = o.controlMask ? controlMaskTensor(o.controlMask, W, H) : undefined;
-    const maskMaps = mask ? controlMaskMaps(mask) : undefined;
-    if (mask) trace('control_mask', mask);
-    for (const [s, m] of maskMaps ?? []) trace(`mask_weight_s${s}`, m);
-
     // 5. timesteps, 6. latents
-    const scheduler = createScheduler(nets.schedulerConfig, o.scheduler);
     scheduler.setTimesteps(steps);
     const timesteps = scheduler.timesteps;
     trace('timesteps', { dims: [timesteps.length], data: Float32Array.from(timesteps) });
-    const seed = o.seed !== undefined ? parseSeed(o.seed) : randomBytes(8).readBigUInt64LE();
-    const generator = noiseSource(o.noise ?? 'cpu', seed);
-    const latentShape = [n, nets.unet.config.inChannels, H / nets.vaeScale, W / nets.vaeScale];
-    const count = latentShape.reduce((a, b) => a * b, 1);
-    let latents: Float32Array;
-    if (o.latents) {
-      if (o.latents.length !== count) throw new EngineError('bad_request', `latents has ${o.latents.length} values; expected [${latentShape.join(', ')}]`);
-      latents = o.latents.slice();
-    } else {
-      latents = generator.randn(latentShape);
-    }
+    let latents = o.latents ? o.latents.slice() : generator.randn(latentShape);
     const sigma = Math.fround(scheduler.initNoiseSigma);
     latents = latents.map((v) => v * sigma);
 

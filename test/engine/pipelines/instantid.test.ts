@@ -146,8 +146,14 @@ test('guidance 1 runs one batch (no uncond branch): cond text, face tokens and c
 
 test('bad requests fail with bad_request before anything runs', async () => {
   const code = (c: string) => (err: Error & { code?: string }) => err.code === c;
-  await assert.rejects(basic.run({ ...basicOptions, faceEmbedding: new Float32Array(5) }), code('bad_request'));
+  const ran = new Set<string>();
+  await assert.rejects(basic.run({ ...basicOptions, faceEmbedding: new Float32Array(5), trace: (n) => ran.add(n) }), code('bad_request'));
+  assert.ok(!ran.has('prompt_embeds'), 'no net ran');
   await assert.rejects(multi.run({ ...multiOptions, controlImages: [multiOptions.kpsImage, multiOptions.kpsImage] }), code('bad_request'));
   await assert.rejects(multi.run({ ...multiOptions, controlGuidanceStart: [0, 0, 0] }), code('bad_request'));
   await assert.rejects(basic.run({ ...basicOptions, steps: 0 }), code('bad_request'));
+  await assert.rejects(basic.run({ ...basicOptions, latents: new Float32Array(3) }), code('bad_request'));
+  await assert.rejects(basic.run({ ...basicOptions, seed: -1 }), code('bad_seed'));
+  await assert.rejects(basic.run({ ...basicOptions, scheduler: 'NoSuchScheduler' }), code('unknown_scheduler'));
+  await assert.rejects(multi.run({ ...multiOptions, controlMask: { data: new Uint8Array(4), width: 2, height: 2, channels: 1 } }), code('bad_input'));
 });
