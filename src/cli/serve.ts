@@ -1,5 +1,6 @@
 // likeness serve — the embedded service: Fastify on 127.0.0.1:8787, SQLite + local files under
 // $LIKENESS_HOME (./data), one in-process worker.
+import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { loadConfig } from '../config.js';
 import { createService } from '../service/app.js';
@@ -7,12 +8,25 @@ import { guardedNetwork } from '../service/network.js';
 import { createAvailability } from '../tools/catalog.js';
 import { instantIdControlnetLora } from '../tools/instant-id-controlnet-lora.js';
 import { defaultTools } from '../tools/index.js';
+import { InstantIdRunner } from '../tools/instantid-runner.js';
 
 const HELP = `usage: likeness serve [--host HOST] [--port PORT] [--home DIR] [--log]
 
 Starts the service (embedded mode: SQLite, local files, one in-process worker).
 Environment: HOST, PORT, LIKENESS_HOME (default ./data), LIKENESS_PUBLIC_URL, LIKENESS_NONCE_WINDOW,
-LIKENESS_FETCH_ALLOW, LIKENESS_MAX_IMAGE_BYTES, LIKENESS_MAX_IMAGE_PIXELS, LIKENESS_BODY_LIMIT.`;
+LIKENESS_FETCH_ALLOW, LIKENESS_MAX_IMAGE_BYTES, LIKENESS_MAX_IMAGE_PIXELS, LIKENESS_BODY_LIMIT.
+Engine: LIKENESS_DEFAULT_MODEL (SDXL checkpoint used when a Run names none; default: the smoke set in
+$LIKENESS_HOME/models/smoke when present), LIKENESS_DETECTOR / LIKENESS_RECOGNIZER (face models; default
+$LIKENESS_HOME/models/antelopev2/), LIKENESS_THREADS (ONNX Runtime threads per session),
+LIKENESS_MAX_LORA_BYTES (largest LoRA download, default 2 GB).`;
+
+function optionalNumber(name: string): number | undefined {
+  const raw = process.env[name];
+  if (raw === undefined || raw === '') return undefined;
+  const n = Number(raw);
+  if (!Number.isInteger(n) || n < 1) throw new Error(`${name} must be a whole number above 0, got "${raw}"`);
+  return n;
+}
 
 export async function run(args: string[]): Promise<number> {
   const { values } = parseArgs({
@@ -34,7 +48,19 @@ export async function run(args: string[]): Promise<number> {
     ...(values.port ? { port: Number(values.port) } : {}),
     ...(values.home ? { home: values.home } : {}),
   });
-  const tools = defaultTools({ availability: createAvailability(config.home, instantIdControlnetLora) });
+  const env = process.env;
+  const threads = optionalNumber('LIKENESS_THREADS');
+  const maxLoraBytes = optionalNumber('LIKENESS_MAX_LORA_BYTES');
+  const runner = new InstantIdRunner({
+    home: config.home,
+    fetchAllow: config.fetchAllow,
+    ...(env.LIKENESS_DEFAULT_MODEL ? { defaultModel: resolve(env.LIKENESS_DEFAULT_MODEL) } : {}),
+    ...(env.LIKENESS_DETECTOR ? { detector: resolve(env.LIKENESS_DETECTOR) } : {}),
+    ...(env.LIKENESS_RECOGNIZER ? { recognizer: resolve(env.LIKENESS_RECOGNIZER) } : {}),
+    ...(threads !== undefined ? { threads } : {}),
+    ...(maxLoraBytes !== undefined ? { maxLoraBytes } : {}),
+  });
+  const tools = defaultTools({ runner, availability: createAvailability(config.home, instantIdControlnetLora) });
   const service = await createService(config, { tools, net: guardedNetwork(config), logger: values.log ?? false });
   const address = await service.listen();
   console.log(`Likeness is listening on ${address} (data in ${config.home})`);
@@ -46,7 +72,7 @@ export async function run(args: string[]): Promise<number> {
   await new Promise<void>((resolve) => {
     const stop = (signal: string) => {
       console.log(`\n${signal}: stopping (a running task is given 10 s to finish, then killed)…`);
-      void service.worker.stop(10_000).then(() => service.close()).then(resolve);
+      void service.worker.stop(10_000).then(() => service.close()).then(() => runner.dispose()).then(resolve);
     };
     process.once('SIGINT', () => stop('SIGINT'));
     process.once('SIGTERM', () => stop('SIGTERM'));

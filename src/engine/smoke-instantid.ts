@@ -1,0 +1,183 @@
+// The smoke model set for InstantID: next to the tiny random SDXL model (smoke.ts), the parts InstantID
+// adds — an IdentityNet (a ControlNet of the smoke UNet's sizes), an ip-adapter of the smoke sizes
+// (Resampler `image_proj.*` + `ip_adapter.N.to_k_ip / to_v_ip`, written as safetensors: openWeights
+// tells safetensors from a torch pickle by its first bytes, so the loader takes it as ip-adapter.bin's
+// stand-in), a canny ControlNet, a kohya LoRA, and a tiny RANDOM 512-d face recognition graph.
+// Everything draws noise. The face DETECTOR is not written (insightface's models are licensed for
+// non-commercial research only and are not ours to ship): give a path to an SCRFD .onnx to copy in.
+//
+// Layout under $LIKENESS_HOME/models (what the service's runner looks for):
+//   smoke/                                     the SDXL model (diffusers layout; writeSmokeModel)
+//   smoke/instantid/ControlNetModel/           IdentityNet (config.json + diffusion_pytorch_model.safetensors)
+//   smoke/instantid/ip-adapter.safetensors     Resampler + IP-Adapter weights
+//   smoke/antelopev2/glintr100.onnx            random recognizer (112×112×3 → 512)
+//   smoke/antelopev2/<detector file name>      a copy of the detector, when one is given
+//   controlnet/controlnet-canny-sdxl-1.0/      catalog ControlNet 454 (only when that slot is empty)
+//   loras/Vintage-Creepy-Creatures.safetensors catalog LoRA 622 (only when that slot is empty)
+// The catalog slots are the real ones (validation checks them), so they are never overwritten.
+import { copyFile, mkdir, writeFile } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import { basename, join } from 'node:path';
+import { writeSafetensors, type TensorToWrite } from './formats/safetensors-write.js';
+import { writeSmokeLora } from './lora/smoke.js';
+import { buildControlNetGraph } from './nets/controlnet.js';
+import { buildResamplerGraph, type ResamplerConfig } from './nets/resampler.js';
+import { parseControlNetConfig, parseUNetConfig } from './nets/unet-config.js';
+import { controlNetWeightShapes, ipAdapterWeightShapes } from './nets/unet-shapes.js';
+import { GraphBuilder, writeModel } from './onnx/index.js';
+import type { StateShapes } from './pipelines/state-shapes.js';
+import { TorchGenerator } from './rng/torch-cpu.js';
+import { SMOKE_CONFIG, SMOKE_MODEL_DIR, checkAgainstBuilder, smokeTokenizerFiles, writeSmokeModel } from './smoke.js';
+
+/** Where the smoke set's InstantID parts and face models live, relative to $LIKENESS_HOME. */
+export const SMOKE_INSTANTID_DIR = join(SMOKE_MODEL_DIR, 'instantid');
+export const SMOKE_FACE_DIR = join(SMOKE_MODEL_DIR, 'antelopev2');
+export const SMOKE_RECOGNIZER = 'glintr100.onnx';
+/** Catalog slots the smoke set fills when they are empty. */
+export const SMOKE_CANNY_DIR = join('models', 'controlnet', 'controlnet-canny-sdxl-1.0');
+export const SMOKE_LORA_FILE = join('models', 'loras', 'Vintage-Creepy-Creatures.safetensors');
+
+/** The Resampler of the smoke set: InstantID's structure (16 queries, 512-d input) at toy width. */
+export const SMOKE_RESAMPLER: ResamplerConfig = {
+  dim: 64, depth: 2, dimHead: 64, heads: 1, numQueries: 16, embeddingDim: 512, outputDim: SMOKE_CONFIG.unet.cross_attention_dim, ffMult: 2,
+};
+
+/** A ControlNet config.json matching the smoke UNet (the down half and mid block of its config). */
+export function smokeControlNetConfig(): Record<string, unknown> {
+  const { up_block_types: _up, out_channels: _out, sample_size: _size, ...down } = SMOKE_CONFIG.unet;
+  return {
+    ...down,
+    _class_name: 'ControlNetModel',
+    conditioning_channels: 3,
+    conditioning_embedding_out_channels: [8, 8, 16, 16],
+    controlnet_conditioning_channel_order: 'rgb',
+    global_pool_conditions: false,
+  };
+}
+
+function fnv1a(text: string): number {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < text.length; i++) h = Math.imul(h ^ text.charCodeAt(i), 0x01000193) >>> 0;
+  return h;
+}
+
+/** Seeded values near unit scale (as smoke.ts draws them): norms ≈ 1, biases ≈ 0, matrices ~ N(0, 1/fan_in). */
+function randomTensor(name: string, shape: readonly number[], seed: number): Float32Array {
+  const noise = new TorchGenerator(BigInt((fnv1a(name) ^ seed) >>> 0)).randn(shape);
+  const isVector = shape.length === 1;
+  const isNorm = isVector && name.endsWith('.weight');
+  const fanIn = shape.slice(1).reduce((a, b) => a * b, 1);
+  const scale = isNorm ? 0.05 : isVector ? 0.02 : name.endsWith('latents') ? 1 : 1 / Math.sqrt(fanIn);
+  for (let i = 0; i < noise.length; i++) noise[i] = Math.fround((isNorm ? 1 : 0) + noise[i]! * scale);
+  return noise;
+}
+
+function tensors(prefix: string, shapes: StateShapes, seed: number): [string, TensorToWrite][] {
+  return [...shapes].map(([name, shape]) => [
+    `${prefix}${name}`, { dtype: 'F32', shape, data: () => randomTensor(`${prefix}${name}`, shape, seed) },
+  ]);
+}
+
+/** The Resampler's state dict (keys without `image_proj.`), checked against the graph builder. */
+export function smokeResamplerShapes(cfg: ResamplerConfig = SMOKE_RESAMPLER): StateShapes {
+  const inner = cfg.heads * cfg.dimHead;
+  const m = new Map<string, number[]>([
+    ['latents', [1, cfg.numQueries, cfg.dim]],
+    ['proj_in.weight', [cfg.dim, cfg.embeddingDim]], ['proj_in.bias', [cfg.dim]],
+    ['proj_out.weight', [cfg.outputDim, cfg.dim]], ['proj_out.bias', [cfg.outputDim]],
+    ['norm_out.weight', [cfg.outputDim]], ['norm_out.bias', [cfg.outputDim]],
+  ]);
+  for (let i = 0; i < cfg.depth; i++) {
+    const a = `layers.${i}.0`;
+    const f = `layers.${i}.1`;
+    for (const n of ['norm1', 'norm2']) m.set(`${a}.${n}.weight`, [cfg.dim]).set(`${a}.${n}.bias`, [cfg.dim]);
+    m.set(`${a}.to_q.weight`, [inner, cfg.dim]).set(`${a}.to_kv.weight`, [2 * inner, cfg.dim]).set(`${a}.to_out.weight`, [cfg.dim, inner]);
+    m.set(`${f}.0.weight`, [cfg.dim]).set(`${f}.0.bias`, [cfg.dim]);
+    m.set(`${f}.1.weight`, [cfg.ffMult * cfg.dim, cfg.dim]).set(`${f}.3.weight`, [cfg.dim, cfg.ffMult * cfg.dim]);
+  }
+  checkAgainstBuilder('Resampler', m, (w) => buildResamplerGraph(w, cfg));
+  return m;
+}
+
+async function writeControlNet(dir: string, seed: number, tag: string): Promise<void> {
+  const config = smokeControlNetConfig();
+  const parsed = parseControlNetConfig(config);
+  const shapes = controlNetWeightShapes(parsed);
+  checkAgainstBuilder('ControlNet', shapes, (w) => buildControlNetGraph(w, parsed));
+  await mkdir(dir, { recursive: true });
+  await writeFile(join(dir, 'config.json'), `${JSON.stringify(config, null, 2)}\n`);
+  const list = tensors(`${tag}/`, shapes, seed).map(([n, t]): [string, TensorToWrite] => [n.slice(tag.length + 1), t]);
+  await writeSafetensors(join(dir, 'diffusion_pytorch_model.safetensors'), list, { format: 'pt', likeness: 'random weights' });
+}
+
+/** A tiny random recognizer: [N, 3, 112, 112] → per-pixel mix to [N, 12] → [N, 512]. Not a face model. */
+export async function writeRandomRecognizer(path: string, seed = 0): Promise<void> {
+  const S = 112;
+  const K = 4;
+  const D = 512;
+  const g = new GraphBuilder({ name: 'likeness-smoke-random-recognizer' });
+  const x = g.input('input.1', ['N', 3, S, S]);
+  const spatial = new TorchGenerator(BigInt(seed + 11)).randn([S * S, K]).map((v) => v / S);
+  const mix = new TorchGenerator(BigInt(seed + 12)).randn([3 * K, D]);
+  const h = g.matmul(g.reshape(x, [0, 3, S * S]), g.param('spatial', [S * S, K], spatial));
+  g.output(g.matmul(g.reshape(h, [0, 3 * K]), g.param('mix', [3 * K, D], mix)), 'embedding');
+  await writeModel(g.build(), path);
+}
+
+export interface SmokeInstantIdOptions {
+  seed?: number;
+  /** An SCRFD detector .onnx (with keypoints) to copy into the set; without it face analysis needs antelopev2. */
+  detector?: string;
+  /** Fill the empty catalog slots (canny ControlNet 454, LoRA 622). Default true. */
+  catalog?: boolean;
+}
+
+export interface SmokeInstantIdSet {
+  model: string;
+  identityNet: string;
+  ipAdapter: string;
+  recognizer: string;
+  detector?: string;
+  /** Catalog files written (slots that were already filled are left alone and not listed). */
+  catalog: string[];
+}
+
+/** Writes the smoke SDXL model and its InstantID parts under `home` (see the header for the layout). */
+export async function writeSmokeInstantIdSet(home: string, options: SmokeInstantIdOptions = {}): Promise<SmokeInstantIdSet> {
+  const seed = (options.seed ?? 0) >>> 0;
+  const model = await writeSmokeModel(join(home, SMOKE_MODEL_DIR), { seed });
+  const idDir = join(home, SMOKE_INSTANTID_DIR);
+  const identityNet = join(idDir, 'ControlNetModel');
+  await writeControlNet(identityNet, seed, 'identitynet');
+  const ipAdapter = join(idDir, 'ip-adapter.safetensors');
+  const unetShapes = ipAdapterWeightShapes(parseUNetConfig(SMOKE_CONFIG.unet));
+  await writeSafetensors(ipAdapter, [...tensors('image_proj.', smokeResamplerShapes(), seed), ...tensors('', unetShapes, seed)],
+    { format: 'pt', likeness: 'random weights' });
+  const faceDir = join(home, SMOKE_FACE_DIR);
+  await mkdir(faceDir, { recursive: true });
+  const recognizer = join(faceDir, SMOKE_RECOGNIZER);
+  await writeRandomRecognizer(recognizer, seed);
+  let detector: string | undefined;
+  if (options.detector) {
+    detector = join(faceDir, basename(options.detector));
+    await copyFile(options.detector, detector);
+  }
+  const catalog: string[] = [];
+  if (options.catalog ?? true) {
+    const canny = join(home, SMOKE_CANNY_DIR);
+    if (!existsSync(join(canny, 'config.json'))) {
+      await writeControlNet(canny, seed, 'canny');
+      await writeFile(join(canny, 'README.md'), 'Written by `likeness models smoke`: a RANDOM ControlNet of the smoke model\'s sizes. Replace it with diffusers/controlnet-canny-sdxl-1.0.\n');
+      catalog.push(canny);
+    }
+    const lora = join(home, SMOKE_LORA_FILE);
+    if (!existsSync(lora)) {
+      await mkdir(join(home, 'models', 'loras'), { recursive: true });
+      const te = { ...SMOKE_CONFIG.text_encoder, vocab_size: Object.keys(smokeTokenizerFiles().vocab).length };
+      const te2 = { ...SMOKE_CONFIG.text_encoder_2, vocab_size: te.vocab_size };
+      await writeSmokeLora(lora, { unet: SMOKE_CONFIG.unet, textEncoder: te, textEncoder2: te2 }, { seed: seed + 1 });
+      catalog.push(lora);
+    }
+  }
+  return { model, identityNet, ipAdapter, recognizer, ...(detector ? { detector } : {}), catalog };
+}
