@@ -1,0 +1,99 @@
+// The InstantID benchmark (issue 5): the service's wiro/instant-id-controlnet-lora tool end to end on
+// the smoke set (random weights, written to a temporary LIKENESS_HOME; face detection with the shared
+// det_500m, recognition with the smoke set's random graph), on the CPU.
+//   task           Run (HTTP, signed, face photo uploaded) → task_postprocess_end seen by Task/Detail
+//   prepare        the runner's preprocess: models resolved, LoRAs, face analysis + control maps
+//   face           face photo decode, resize_img, SCRFD, alignment + embedding, draw_kps, canny
+//   load           pipeline load (cold: compile every graph into an empty cache; warm: reused, 0)
+//   text           LPW prompt encoding (both CLIP encoders), both CFG branches
+//   step           one denoising step (IdentityNet + canny ControlNet + UNet on the CFG batch), median
+//   decode         VAE decode; png: PNG encoding of every sample
+//   peak RSS       of this process after all runs
+// Run: node --import tsx bench/instantid.ts [--threads N] [--steps N]
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { availableParallelism, cpus, tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { loadConfig } from '../src/config.js';
+import { writeSmokeInstantIdSet } from '../src/engine/smoke-instantid.js';
+import { createService } from '../src/service/app.js';
+import { sign } from '../src/service/auth.js';
+import { guardedNetwork } from '../src/service/network.js';
+import { createAvailability } from '../src/tools/catalog.js';
+import { defaultTools } from '../src/tools/index.js';
+import { instantIdControlnetLora } from '../src/tools/instant-id-controlnet-lora.js';
+import { InstantIdRunner, type PhaseTimes } from '../src/tools/instantid-runner.js';
+
+const { values } = parseArgs({ options: { threads: { type: 'string' }, steps: { type: 'string' } } });
+const threads = Number(values.threads ?? 2);
+const steps = Number(values.steps ?? 8);
+const root = resolve(fileURLToPath(new URL('..', import.meta.url)));
+const shared = process.env.LIKENESS_SHARED ?? join(root, '..', 'shared');
+const face = readFileSync(join(shared, 'assets', 'faces', 'astronaut.png'));
+
+const home = mkdtempSync(join(tmpdir(), 'likeness-bench-instantid-'));
+const times: PhaseTimes[] = [];
+await writeSmokeInstantIdSet(home, { detector: join(shared, 'assets', 'models', 'det_500m.onnx') });
+const runner = new InstantIdRunner({ home, threads, onTimings: (t) => times.push(t) });
+const config = loadConfig({ host: '127.0.0.1', port: 0, home }, {});
+const quiet = { info: () => undefined, warn: () => undefined, error: () => undefined };
+const service = await createService(config, {
+  tools: defaultTools({ runner, availability: createAvailability(home, instantIdControlnetLora) }), net: guardedNetwork(config), log: quiet, pollMs: 20,
+});
+const url = await service.listen();
+const project = (await service.ctx.store.findProject('default'))!;
+const { apiKey, apiSecret } = await service.ctx.store.createKey(project.id);
+let nonce = Date.now() * 1000;
+const headers = (): Record<string, string> => {
+  const n = String(nonce++);
+  return { 'x-api-key': apiKey, 'x-nonce': n, 'x-signature': sign(apiKey, apiSecret!, n) };
+};
+
+async function task(fields: Record<string, string>): Promise<number> {
+  const form = new FormData();
+  for (const [k, v] of Object.entries(fields)) form.set(k, v);
+  form.set('inputImage', new Blob([face]), 'astronaut.png');
+  const t0 = performance.now();
+  const run = (await (await fetch(`${url}/v1/Run/wiro/instant-id-controlnet-lora`, { method: 'POST', headers: headers(), body: form })).json()) as Record<string, unknown>;
+  if (run.result !== true) throw new Error(JSON.stringify(run));
+  for (;;) {
+    const res = await fetch(`${url}/v1/Task/Detail`, { method: 'POST', headers: { ...headers(), 'content-type': 'application/json' }, body: JSON.stringify({ taskid: run.taskid }) });
+    const t = ((await res.json()) as { tasklist: Record<string, string>[] }).tasklist[0]!;
+    if (t.status === 'task_postprocess_end' && t.pexit === '0') return (performance.now() - t0) / 1000;
+    if (['task_postprocess_end', 'task_error', 'task_cancel'].includes(t.status!)) throw new Error(`${t.status}: ${t.debugerror}`);
+    await new Promise((r) => setTimeout(r, 5));
+  }
+}
+
+const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] ?? 0;
+const cases: { label: string; fields: Record<string, string> }[] = [
+  { label: 'cold 64×64', fields: { width: '64', height: '64' } },
+  { label: 'warm 64×64', fields: { width: '64', height: '64' } },
+  { label: 'warm 512×512', fields: { width: '512', height: '512' } },
+  { label: 'warm 1024×1024 (resize_img)', fields: {} },
+  // a new LoRA set: the pipeline is rebuilt (LoRA merged into UNet + text encoders, those graphs compiled)
+  { label: '64×64 + LoRA 622 (new set)', fields: { width: '64', height: '64', selectedLoraModel: '622' } },
+  { label: '64×64 + LoRA 622 (warm)', fields: { width: '64', height: '64', selectedLoraModel: '622' } },
+];
+const rows: string[][] = [];
+try {
+  for (const c of cases) {
+    const total = await task({ prompt: 'a watercolor portrait of a person', steps: String(steps), ...c.fields });
+    const t = times.at(-1)!;
+    const f = (s: number): string => (s < 0.1 ? `${(s * 1000).toFixed(1)} ms` : `${s.toFixed(2)} s`);
+    rows.push([c.label, f(total), f(t.prepare), f(t.faceAnalysis), t.warm ? 'warm' : f(t.load), f(t.text), f(median(t.steps)), f(t.decode), f(t.png)]);
+  }
+} finally {
+  await service.close();
+  await runner.dispose();
+  rmSync(home, { recursive: true, force: true });
+}
+const head = ['case', 'task (Run→outputs)', 'prepare', 'face+maps', 'load', 'text', `step (median of ${steps})`, 'decode', 'png'];
+const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
+const line = (r: string[]): string => `| ${r.map((c, i) => c.padEnd(widths[i]!)).join(' | ')} |`;
+console.log(`InstantID tool on the smoke set (random weights), CPU: ${cpus()[0]?.model ?? '?'} (${availableParallelism()} threads available), ORT threads ${threads}, ${steps} steps, CFG 5, canny ControlNet 454, 1 sample`);
+console.log(line(head));
+console.log(line(widths.map((w) => '-'.repeat(w))));
+for (const r of rows) console.log(line(r));
+console.log(`peak RSS ${(process.resourceUsage().maxRSS / 1024).toFixed(0)} MB`);
