@@ -1,0 +1,123 @@
+// The InstantID runner's preprocess on its own (no service): which files it picks, the errors a user
+// or operator can act on, pose photos and several faces; plus the validation limits and the pipeline
+// cache key. The full path through the service is test/service/instantid-e2e.test.ts.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, readFileSync, rmSync, renameSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { writeSmokeInstantIdSet } from '../../src/engine/smoke-instantid.js';
+import type { LoraFile } from '../../src/engine/formats/lora.js';
+import { TaskInputError, type InputFile, type RunContext } from '../../src/service/runner.js';
+import { instantIdControlnetLora } from '../../src/tools/instant-id-controlnet-lora.js';
+import { withEngineLimits } from '../../src/tools/instantid/availability.js';
+import { pipelineKey } from '../../src/tools/instantid/pipelines.js';
+import { InstantIdRunner } from '../../src/tools/instantid-runner.js';
+import type { RunParams } from '../../src/tools/types.js';
+import { validateRun } from '../../src/tools/validate.js';
+import { asset } from '../helpers/paths.js';
+
+const home = mkdtempSync(join(tmpdir(), 'likeness-instantid-runner-'));
+const empty = mkdtempSync(join(tmpdir(), 'likeness-instantid-empty-'));
+let runner: InstantIdRunner;
+before(async () => {
+  await writeSmokeInstantIdSet(home, { detector: asset('models/det_500m.onnx') });
+  runner = new InstantIdRunner({ home, threads: 1 });
+});
+after(async () => {
+  await runner.dispose();
+  rmSync(home, { recursive: true, force: true });
+  rmSync(empty, { recursive: true, force: true });
+});
+
+function file(id: string, name: string): InputFile {
+  const path = asset(`faces/${name}`);
+  return { id, url: '', bytes: readFileSync(path), contentType: name.endsWith('.png') ? 'image/png' : 'image/jpeg', path };
+}
+
+let taskId = 1;
+function context(body: Record<string, unknown>, images: Record<string, string>): RunContext & { lines: string[] } {
+  const files = Object.fromEntries(Object.entries(images).map(([id, name]) => [id, { filename: name, contentType: 'image/png', size: 1 }]));
+  const v = validateRun(instantIdControlnetLora, { prompt: 'a portrait', ...body }, files);
+  assert.ok(v.ok, JSON.stringify(v));
+  const lines: string[] = [];
+  return {
+    taskId: taskId++, uuid: 'u', params: v.params as RunParams, signal: new AbortController().signal, lines,
+    inputs: Object.fromEntries(Object.entries(images).map(([id, name]) => [id, file(id, name)])),
+    log: (l) => lines.push(l), progress: () => undefined, writeOutput: async () => undefined,
+  };
+}
+
+async function refused(r: InstantIdRunner, ctx: RunContext, pattern: RegExp): Promise<void> {
+  await assert.rejects(r.preprocess(ctx), (err: Error) => {
+    assert.ok(err instanceof TaskInputError, `${err.name}: ${err.message}`);
+    assert.match(err.message, pattern);
+    return true;
+  });
+}
+
+test('the face photo sets the size (resize_img, long side 1024); several faces: the largest, and the notes say so', async () => {
+  const one = context({}, { inputImage: 'astronaut.png' });
+  await runner.preprocess(one);
+  assert.ok(one.lines.some((l) => l.startsWith('output 1024×1024')), one.lines.join('\n'));
+  const group = context({ width: 128, height: 64, selectedControlnetModel: [] }, { inputImage: 'solvay_1927_1024w.jpg' });
+  await runner.preprocess(group);
+  assert.ok(group.lines.some((l) => /inputImage: 29 faces found; used the largest/.test(l)), group.lines.join('\n'));
+  assert.ok(group.lines.some((l) => l.startsWith('output 128×64')));
+});
+
+test('a pose photo supplies the size; one overridden side follows its aspect ratio', async () => {
+  const ctx = context({ selectedControlnetModel: [] }, { inputImage: 'astronaut.png', inputPoseImage: 'fullbody_standing.jpg' });
+  await runner.preprocess(ctx);
+  assert.ok(ctx.lines.some((l) => l.startsWith('output 512×1024')), ctx.lines.join('\n'));
+  const narrow = context({ width: 64, selectedControlnetModel: [] }, { inputImage: 'astronaut.png', inputPoseImage: 'fullbody_standing.jpg' });
+  await runner.preprocess(narrow);
+  assert.ok(narrow.lines.some((l) => l.startsWith('output 64×128')), narrow.lines.join('\n'));
+});
+
+test('a photo without a face is a TaskInputError with the actionable message', async () => {
+  await refused(runner, context({}, { inputImage: 'rocket_noface.jpg' }), /^no face detected in inputImage: use a photo with one clearly visible face/);
+});
+
+test('missing models are named with how to install them and their licence', async () => {
+  const bare = new InstantIdRunner({ home: empty, threads: 1 });
+  try {
+    await refused(bare, context({}, { inputImage: 'astronaut.png' }), /no SDXL checkpoint was selected.*likeness models smoke/i);
+  } finally {
+    await bare.dispose();
+  }
+  const noDetector = new InstantIdRunner({ home, threads: 1, detector: join(empty, 'antelopev2', 'scrfd_10g_bnkps.onnx') });
+  try {
+    await refused(noDetector, context({}, { inputImage: 'astronaut.png' }), /scrfd_10g_bnkps\.onnx.*antelopev2.*non-commercial/s);
+  } finally {
+    await noDetector.dispose();
+  }
+  const ip = join(home, 'models', 'smoke', 'instantid', 'ip-adapter.safetensors');
+  renameSync(ip, `${ip}.away`);
+  try {
+    await refused(runner, context({}, { inputImage: 'astronaut.png' }), /ip-adapter\.bin is not installed.*non-commercial/);
+  } finally {
+    renameSync(`${ip}.away`, ip);
+  }
+});
+
+test('validation refuses openpose and depth (no preprocessor yet) before asking about installed models', () => {
+  const asked: string[] = [];
+  const check = withEngineLimits((input, value) => { asked.push(`${input}=${value}`); return undefined; });
+  assert.match(check('selectedControlnetModel', '458')!, /^Request parameter \[selectedControlnetModel\] 458 \(openpose\) needs the openpose preprocessor/);
+  assert.match(check('selectedControlnetModel', '455')!, /455 \(depth\) needs the depth preprocessor.*does not have yet/);
+  assert.equal(check('selectedControlnetModel', '454'), undefined);
+  assert.equal(check('selectedLoraModel', '622'), undefined);
+  assert.deepEqual(asked, ['selectedControlnetModel=454', 'selectedLoraModel=622']);
+});
+
+test('the warm-pipeline key changes with the LoRA set and scales, not with a LoRA at scale 0', () => {
+  const files = { model: '/m', identityNet: '/i', ipAdapter: '/p', controlNets: ['/c'] };
+  const lora = (id: string): LoraFile => ({ id } as unknown as LoraFile);
+  const base = pipelineKey({ files, loras: [] });
+  assert.equal(pipelineKey({ files, loras: [{ lora: lora('a'), scale: 0 }] }), base);
+  const a7 = pipelineKey({ files, loras: [{ lora: lora('a'), scale: 0.7 }] });
+  assert.notEqual(a7, base);
+  assert.notEqual(pipelineKey({ files, loras: [{ lora: lora('a'), scale: 0.8 }] }), a7);
+  assert.notEqual(pipelineKey({ files: { ...files, controlNets: [] }, loras: [] }), base);
+});
