@@ -27,11 +27,15 @@
 // as the base model's; the branch form remains the upgrade path if users sweep scales.
 import { createHash } from 'node:crypto';
 import { EngineError } from '../errors.js';
-import type { LoraDelta, LoraFactors, LoraFile } from '../formats/lora.js';
+import type { LoraDelta, LoraFile } from '../formats/lora.js';
 import type { LoraComponent } from '../formats/lora-keymap.js';
 import type { ModelComponent, SdxlModel, WeightSource } from '../formats/keymaps/source.js';
 import { toFloat16, type Dtype, type TensorData } from '../formats/dtype.js';
 import type { TensorSource } from '../nets/sdxl-weights.js';
+import { mergeLoras } from './merge.js';
+
+export { mergeLoras, type LoadedPatch } from './merge.js';
+export { configureLoraMerge, closeLoraMergeWorker, type LoraMergeOptions } from './gemm.js';
 
 /** One LoRA's deltas for one component, at the scale the user chose. */
 export interface ScaledLora {
@@ -117,81 +121,6 @@ function inDtype(dtype: Dtype, values: Float32Array): TensorData {
   }
   if (dtype === 'F64') return Float64Array.from(values);
   throw new EngineError('bad_lora', `a LoRA cannot patch a ${dtype} tensor`);
-}
-
-/** One patch with its factors in memory. */
-export interface LoadedPatch {
-  delta: Pick<LoraDelta, 'rank' | 'alpha' | 'targetShape' | 'dora'>;
-  factors: LoraFactors;
-  scale: number;
-}
-
-/** W' for one weight: a new array, `base` left untouched. Row by row, in float64, rounded once. */
-export function mergeLoras(base: Float32Array, patches: readonly LoadedPatch[]): Float32Array {
-  const rows = patches[0]?.delta.targetShape[0] ?? 0;
-  if (rows === 0) return base.slice();
-  const cols = base.length / rows;
-  for (const p of patches) checkFactors(p.factors, p.delta.rank, rows, cols);
-  const coefs = patches.map((p) => (p.scale * p.delta.alpha) / p.delta.rank);
-  const delta = new Float64Array(cols);
-  // LyCORIS-style magnitudes need the norms of V's input columns before any row is written
-  const columnFactors = patches.map((p, i) => (p.delta.dora === 'in' ? inputColumnFactors(base, p.factors, p.delta.rank, rows, cols, coefs[i]!, delta) : undefined));
-
-  const out = new Float32Array(base.length);
-  const acc = new Float64Array(cols);
-  for (let o = 0; o < rows; o++) {
-    const w = base.subarray(o * cols, (o + 1) * cols);
-    for (let k = 0; k < cols; k++) acc[k] = w[k]!;
-    patches.forEach((p, i) => {
-      lowRankRow(delta, p.factors, p.delta.rank, o, coefs[i]!);
-      if (!p.delta.dora) {
-        for (let k = 0; k < cols; k++) acc[k] = acc[k]! + delta[k]!;
-      } else if (p.delta.dora === 'out') {
-        // V = W + Δ; contribution (m / ‖V‖) ⊙ V − W
-        let sq = 0;
-        for (let k = 0; k < cols; k++) sq += (w[k]! + delta[k]!) ** 2;
-        const f = p.factors.doraScale![o]! / Math.sqrt(sq);
-        for (let k = 0; k < cols; k++) acc[k] = acc[k]! + f * (w[k]! + delta[k]!) - w[k]!;
-      } else {
-        const f = columnFactors[i]!;
-        const inner = cols / f.length;
-        for (let k = 0; k < cols; k++) acc[k] = acc[k]! + f[Math.floor(k / inner)]! * (w[k]! + delta[k]!) - w[k]!;
-      }
-    });
-    out.set(acc, o * cols);
-  }
-  return out;
-}
-
-/** m_c / ‖V[:, c]‖ per input channel (for a conv, the norm also runs over the kernel positions). */
-function inputColumnFactors(base: Float32Array, f: LoraFactors, rank: number, rows: number, cols: number, coef: number, scratch: Float64Array): Float64Array {
-  const m = f.doraScale!;
-  const inner = cols / m.length;
-  const sq = new Float64Array(m.length);
-  for (let o = 0; o < rows; o++) {
-    lowRankRow(scratch, f, rank, o, coef);
-    for (let k = 0; k < cols; k++) sq[Math.floor(k / inner)] += (base[o * cols + k]! + scratch[k]!) ** 2;
-  }
-  return sq.map((s, c) => m[c]! / Math.sqrt(s));
-}
-
-function checkFactors(f: LoraFactors, rank: number, rows: number, cols: number): void {
-  if (f.up.length !== rows * rank || f.down.length !== rank * cols) {
-    throw new EngineError('bad_lora', `LoRA factors of ${f.up.length} and ${f.down.length} values do not fit a [${rows}, ${cols}] weight at rank ${rank}`);
-  }
-}
-
-/** row[:] = coef · Σ_j up[o, j] · down[j, :] */
-function lowRankRow(row: Float64Array, f: LoraFactors, rank: number, o: number, coef: number): void {
-  const { up, down } = f;
-  const cols = row.length;
-  row.fill(0);
-  for (let j = 0; j < rank; j++) {
-    const a = coef * up[o * rank + j]!;
-    if (a === 0) continue;
-    const d = j * cols;
-    for (let k = 0; k < cols; k++) row[k] = row[k]! + a * down[d + k]!;
-  }
 }
 
 /** A LoRA file chosen for a run, with its scale. */
