@@ -179,12 +179,14 @@ export class InstantIdRunner implements ToolRunner {
       const load = secs(loadStart);
       if (loaded) ctx.log(`loaded the pipeline in ${load.toFixed(1)} s`);
       const marks: { text?: number; steps: number[]; decode?: number } = { steps: [] };
+      const prompt = promptWithTriggerWords(inputs.prompt, inputs.loras, this.o.triggerWords ?? 'first');
+      if (prompt !== inputs.prompt) ctx.log(`trigger words added to the prompt: ${prompt.slice(0, prompt.length - inputs.prompt.length).replace(/, $/, '')}`);
       const t0 = performance.now();
       const result = await pipeline.run({
         faceEmbedding: images.embedding,
         kpsImage: images.kpsImage,
         controlImages: images.controlImages,
-        prompt: promptWithTriggerWords(inputs.prompt, inputs.loras, this.o.triggerWords ?? 'first'),
+        prompt,
         negativePrompt: inputs.negativePrompt,
         promptMode: 'lpw',
         steps: inputs.steps,

@@ -8,6 +8,7 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import sharp from 'sharp';
+import WebSocket from 'ws';
 import { encodeSafetensors } from '../../src/engine/formats/safetensors-write.js';
 import { writeSmokeLora } from '../../src/engine/lora/smoke.js';
 import { SMOKE_CONFIG } from '../../src/engine/smoke.js';
@@ -49,7 +50,10 @@ before(async () => {
   web = await startServer({
     '/face.png': send(face, 'image/png'),
     '/rocket.jpg': send(noFace, 'image/jpeg'),
-    '/style.safetensors': send(style, 'application/octet-stream'),
+    '/style.safetensors': (req, res) => {
+      if (req.headers['if-none-match'] === '"style-1"') res.writeHead(304).end();
+      else res.writeHead(200, { 'content-type': 'application/octet-stream', etag: '"style-1"' }).end(style);
+    },
     '/big.safetensors': send(big, 'application/octet-stream'),
     '/sd15.safetensors': send(sd15, 'application/octet-stream'),
     '/page.safetensors': send(Buffer.from('<html>sign in to download</html>'), 'text/html'),
@@ -97,9 +101,34 @@ test('an uploaded face photo → task_postprocess_end with `samples` PNGs of the
   assert.match(String(task.debugoutput), /RANDOM recognizer/);
 });
 
-test('a face photo by URL, no extra ControlNet, a non-square size → one PNG of that size', async () => {
-  const id = await run({ ...tiny, width: 128, inputImageUrl: web.url('/face.png'), selectedControlnetModel: [] });
-  const task = await waitForTerminal(s, id, 60_000);
+/** Frames of the task's WebSocket until a terminal one. */
+function frames(token: string): Promise<Record<string, unknown>[]> {
+  const ws = new WebSocket(`${s.url.replace('http', 'ws')}/v1`);
+  const got: Record<string, unknown>[] = [];
+  return new Promise((resolve, reject) => {
+    ws.on('open', () => ws.send(JSON.stringify({ type: 'task_info', tasktoken: token })));
+    ws.on('message', (data) => {
+      const f = JSON.parse(String(data)) as Record<string, unknown>;
+      got.push(f);
+      if (['task_postprocess_end', 'task_cancel', 'task_error'].includes(f.type as string)) {
+        ws.close();
+        resolve(got);
+      }
+    });
+    ws.on('error', reject);
+  });
+}
+
+test('a face photo by URL, no extra ControlNet, a non-square size → one PNG of that size, progress on the WebSocket', async () => {
+  const { json } = await s.post(RUN, { ...tiny, width: 128, inputImageUrl: web.url('/face.png'), selectedControlnetModel: [] });
+  assert.equal(json.result, true, JSON.stringify(json));
+  const seen = await frames(json.socketaccesstoken as string);
+  const progress = seen.filter((f) => f.type === 'task_output' && (f.message as { type?: string }).type === 'progressGenerate');
+  assert.deepEqual(progress.map((f) => (f.message as { stepCurrent: string }).stepCurrent), ['1', '2']);
+  const last = seen.at(-1)!;
+  assert.equal(last.type, 'task_postprocess_end');
+  assert.deepEqual((last.message as { name: string }[]).map((o) => o.name), ['0.png']);
+  const task = await waitForTerminal(s, json.taskid as string, 60_000);
   assert.equal(task.status, 'task_postprocess_end', String(task.debugerror));
   assert.deepEqual(await pngSizes(task), ['0.png png 128x64']);
 });
@@ -148,9 +177,11 @@ test('two LoRAs (catalog 622 and a URL) produce images; the URL LoRA is cached f
   const out = String(task.debugoutput);
   assert.match(out, /selectedLoraModel 622 \(WizardWhitebeard\/Vintage-Creepy-Creatures\): \d+ layers patched at scale 0\.7/);
   assert.match(out, /selectedLoraModelPrivateUrl: \d+ layers patched at scale 1/);
+  assert.match(out, /trigger words added to the prompt: creepy creature/);
   const again = await waitForTerminal(s, await run(body), 60_000);
   assert.equal(again.status, 'task_postprocess_end', String(again.debugerror));
   assert.doesNotMatch(String(again.debugoutput), /loaded the pipeline/, 'the warm pipeline is reused');
+  assert.match(String(again.debugoutput), /selectedLoraModelPrivateUrl: unchanged on the server, used the cached copy/);
 });
 
 const badLoras: [string, () => string, RegExp][] = [
