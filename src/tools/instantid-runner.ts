@@ -13,6 +13,7 @@ import { openSdxlModel } from '../engine/formats/diffusers-folder.js';
 import { loraTargetsOfModel } from '../engine/formats/lora-keymap.js';
 import { parsePythonJson } from '../engine/formats/pyjson.js';
 import { resultPng } from '../engine/pipelines/instantid.js';
+import { loadTokenizers } from '../engine/pipelines/sdxl-components.js';
 import type { ExecutionProvider } from '../engine/onnx/index.js';
 import { DEFAULT_MAX_LORA_BYTES, LoraCache } from '../service/lora-cache.js';
 import { TaskInputError, type RunContext, type ToolRunner } from '../service/runner.js';
@@ -132,6 +133,7 @@ export class InstantIdRunner implements ToolRunner {
         checkFits(unet, readConfig(parts.identityNet), `the IdentityNet ${parts.identityNet}`, checkpoint.label);
         controlNets.forEach((p, i) => checkFits(unet, readConfig(p), `ControlNet ${inputs.controlnets[i]!.id} (${p})`, checkpoint.label));
         targets = loraTargetsOfModel(model);
+        if (checkpoint.tokenizerDir) loadTokenizers(model, checkpoint.tokenizerDir); // a single file carries none: fail now, not at load
       } finally {
         model.close();
       }
