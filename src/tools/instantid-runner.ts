@@ -144,7 +144,9 @@ export class InstantIdRunner implements ToolRunner {
       const faceStart = performance.now();
       const faceModels = resolveFaceModels(this.o, checkpoint.smoke);
       if (faceModels.random) ctx.log(`face recognition: the smoke set's RANDOM recognizer (${faceModels.recognizer}); install antelopev2 for real identities`);
-      const analyzer = await this.faces.get(faceModels);
+      const analyzer = await this.faces.get(faceModels).catch((err: unknown) => {
+        throw asInputError(err, checkpoint.smoke ? ' For the smoke set, `likeness models smoke --detector FILE` copies any SCRFD .onnx with keypoints in.' : '');
+      });
       const face = ctx.inputs.inputImage;
       if (!face) throw new TaskInputError('input_missing', 'inputImage: no face photo arrived');
       const pose = ctx.inputs.inputPoseImage;
