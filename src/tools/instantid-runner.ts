@@ -10,7 +10,7 @@
 import { join } from 'node:path';
 import { readFileSync } from 'node:fs';
 import { openSdxlModel } from '../engine/formats/diffusers-folder.js';
-import { loraTargetsOfModel } from '../engine/formats/lora-keymap.js';
+import { loraTargetsOfModel, type LoraTargets } from '../engine/formats/lora-keymap.js';
 import { parsePythonJson } from '../engine/formats/pyjson.js';
 import { resultPng } from '../engine/pipelines/instantid.js';
 import { loadTokenizers } from '../engine/pipelines/sdxl-components.js';
@@ -127,7 +127,7 @@ export class InstantIdRunner implements ToolRunner {
     let loras: TaskLoras | undefined;
     try {
       const model = openSdxlModel(checkpoint.path);
-      let targets;
+      let targets: LoraTargets;
       try {
         const unet = model.unet.config;
         checkFits(unet, readConfig(parts.identityNet), `the IdentityNet ${parts.identityNet}`, checkpoint.label);
