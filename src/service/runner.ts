@@ -50,6 +50,11 @@ export interface ToolRunner {
   preprocess?(ctx: RunContext): Promise<void>;
   /** Runs in task_start … task_output: a throw ends the task with pexit 1 and no outputs. */
   run(ctx: RunContext): Promise<void>;
+  /**
+   * Runs in task_postprocess_start, after the model (encoding outputs, for example); writeOutput
+   * still stages files. A throw ends the task with pexit 1 and no outputs.
+   */
+  postprocess?(ctx: RunContext): Promise<void>;
 }
 
 /** The runner a tool gets until its engine exists: fails every task clearly, never a placeholder image. */

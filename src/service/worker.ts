@@ -135,6 +135,8 @@ export class Worker {
       await step('task_output_full', { raw: (await ctx.store.getTaskById(task.id))?.debugoutput ?? '' });
       await step('task_end');
       await step('task_postprocess_start');
+      await tool.runner.postprocess?.(runCtx);
+      if (abort.signal.aborted) throw new Killed();
       for (const f of staged) await ctx.files.move(join(stagingDir, f.name), f.path);
       const done = await ctx.store.finish(task.id, 'task_postprocess_end', { pexit: '0', progress: null }, staged);
       if (!done) throw new Killed();

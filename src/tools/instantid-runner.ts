@@ -4,7 +4,8 @@
 //     Any problem a user can act on throws TaskInputError → task_error, before a model runs.
 //   run (task_start … task_output): the warm pipeline for (checkpoint, parts, ControlNets, LoRAs) —
 //     loaded once and reused — runs InstantID's `_full` pipeline (LPW prompts, face-region mask) with
-//     per-step progress and the Kill signal; images are staged as 0.png, 1.png, …
+//     per-step progress and the Kill signal.
+//   postprocess (task_postprocess_start): the images are encoded and staged as 0.png, 1.png, …
 // The per-task state between the two phases is kept here by task id and released when run ends (or
 // when the next task's preprocess finds it abandoned, e.g. after a Kill between the phases).
 import { join } from 'node:path';
@@ -72,7 +73,11 @@ interface Prepared {
   images: PreparedImages;
   loras: TaskLoras;
   times: { prepare: number; faceAnalysis: number };
+  /** Set by run, consumed by postprocess. */
+  done?: { result: Awaited<ReturnType<PipelineRun>>; times: Omit<PhaseTimes, 'png'> };
 }
+
+type PipelineRun = Awaited<ReturnType<PipelineCache['get']>>['pipeline']['run'];
 
 const secs = (since: number): number => (performance.now() - since) / 1000;
 
@@ -213,17 +218,32 @@ export class InstantIdRunner implements ToolRunner {
           else if (name === 'image') marks.decode = now;
         },
       });
-      const pngStart = performance.now();
-      for (let i = 0; i < inputs.samples; i++) await ctx.writeOutput(`${i}.png`, await resultPng(result, i), 'image/png');
-      const end = performance.now();
+      const decoded = performance.now();
       const textEnd = marks.text ?? t0;
       const steps = marks.steps.map((t, i) => (t - (i === 0 ? textEnd : marks.steps[i - 1]!)) / 1000);
-      const times: PhaseTimes = {
-        prepare: p.times.prepare, faceAnalysis: p.times.faceAnalysis, load, warm: !loaded,
-        text: (textEnd - t0) / 1000, steps, decode: ((marks.decode ?? pngStart) - (marks.steps.at(-1) ?? textEnd)) / 1000, png: (end - pngStart) / 1000,
+      p.done = {
+        result,
+        times: {
+          prepare: p.times.prepare, faceAnalysis: p.times.faceAnalysis, load, warm: !loaded,
+          text: (textEnd - t0) / 1000, steps, decode: ((marks.decode ?? decoded) - (marks.steps.at(-1) ?? textEnd)) / 1000,
+        },
       };
+    } catch (err) {
+      this.release(ctx.taskId, p);
+      throw err;
+    }
+  }
+
+  async postprocess(ctx: RunContext): Promise<void> {
+    const p = this.prepared.get(ctx.taskId);
+    if (!p?.done) throw new Error('the task has no generated images to encode (internal error)');
+    try {
+      const { result, times: t } = p.done;
+      const pngStart = performance.now();
+      for (let i = 0; i < p.inputs.samples; i++) await ctx.writeOutput(`${i}.png`, await resultPng(result, i), 'image/png');
+      const times: PhaseTimes = { ...t, png: secs(pngStart) };
       ctx.log(`seed ${result.seed}; times: face analysis ${times.faceAnalysis.toFixed(2)} s, text ${times.text.toFixed(2)} s, ` +
-        `${steps.length} steps ${(steps.reduce((a, b) => a + b, 0)).toFixed(2)} s, decode ${times.decode.toFixed(2)} s, png ${times.png.toFixed(2)} s`);
+        `${times.steps.length} steps ${(times.steps.reduce((a, b) => a + b, 0)).toFixed(2)} s, decode ${times.decode.toFixed(2)} s, png ${times.png.toFixed(2)} s`);
       this.o.onTimings?.(times);
     } finally {
       this.release(ctx.taskId, p);

@@ -137,3 +137,29 @@ test('a callbackUrl that is not a URL is ignored with a note, and the task still
   assert.equal(task.callbackurl, '');
   assert.match(task.debugoutput as string, /callbackUrl ignored/);
 });
+
+test('outputs staged in postprocess are published; a postprocess failure ends with pexit "1" and no outputs', async () => {
+  const { scriptedTool } = await import('../helpers/service.js');
+  const encodeLater = (fail: boolean) =>
+    scriptedTool({
+      async run() {},
+      async postprocess(ctx) {
+        await ctx.writeOutput('0.png', TINY_PNG, 'image/png');
+        if (fail) throw new Error('could not encode the image');
+      },
+    });
+  for (const fail of [false, true]) {
+    const t = await startTestService({ tools: [encodeLater(fail)] });
+    t.net.images.set('https://images.example/face.png', TINY_PNG);
+    try {
+      const { json } = await t.post('/v1/Run/test/scripted', { inputImageUrl: 'https://images.example/face.png' });
+      const task = await waitForTerminal(t, json.taskid as string);
+      assert.equal(task.status, 'task_postprocess_end');
+      assert.equal(task.pexit, fail ? '1' : '0');
+      assert.equal((task.outputs as unknown[]).length, fail ? 0 : 1);
+      if (fail) assert.match(task.debugerror as string, /could not encode/);
+    } finally {
+      await t.close();
+    }
+  }
+});
