@@ -31,7 +31,9 @@ function sessionOptions(o: WorkerSessionOptions): ort.InferenceSession.SessionOp
     o.executionProvider === 'cuda' ? [{ name: 'cuda', ...device }]
       : o.executionProvider === 'tensorrt' ? [{ name: 'tensorrt', ...device }, { name: 'cuda', ...device }]
         : ['cpu'];
-  const options: ort.InferenceSession.SessionOptions = { executionProviders: providers };
+  // Errors only (3): ORT's shape warnings on dynamic-size inputs (SCRFD at other than 640, for one) are
+  // expected and would flood the service's stderr; insightface sets the same level.
+  const options: ort.InferenceSession.SessionOptions = { executionProviders: providers, logSeverityLevel: 3 };
   if (o.intraOpThreads !== undefined) options.intraOpNumThreads = o.intraOpThreads;
   if (o.interOpThreads !== undefined) options.interOpNumThreads = o.interOpThreads;
   if (o.graphOptimizationLevel !== undefined) options.graphOptimizationLevel = o.graphOptimizationLevel;
