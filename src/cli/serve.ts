@@ -1,6 +1,7 @@
 // likeness serve — the embedded service: Fastify on 127.0.0.1:8787, SQLite + local files under
 // $LIKENESS_HOME (./data), one in-process worker.
-import { resolve } from 'node:path';
+import { existsSync, readdirSync } from 'node:fs';
+import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { loadConfig } from '../config.js';
 import { createService } from '../service/app.js';
@@ -9,6 +10,21 @@ import { createAvailability } from '../tools/catalog.js';
 import { instantIdControlnetLora } from '../tools/instant-id-controlnet-lora.js';
 import { defaultTools } from '../tools/index.js';
 import { InstantIdRunner } from '../tools/instantid-runner.js';
+import { SMOKE_MODEL_DIR } from '../engine/smoke.js';
+import { writeSmokeInstantIdSet } from '../engine/smoke-instantid.js';
+
+/**
+ * A first start without real models writes the smoke set (seconds), so every path can be tried at
+ * once; it draws noise, and the console says so.
+ */
+async function ensureSomeModel(home: string, defaultModel: string | undefined): Promise<string | undefined> {
+  if (defaultModel) return undefined;
+  const checkpoints = join(home, 'models', 'checkpoints');
+  const hasCheckpoint = existsSync(checkpoints) && readdirSync(checkpoints).some((f) => f !== 'private' && !f.startsWith('.'));
+  if (hasCheckpoint || existsSync(join(home, SMOKE_MODEL_DIR))) return undefined;
+  await writeSmokeInstantIdSet(home, {});
+  return join(home, SMOKE_MODEL_DIR);
+}
 
 const HELP = `usage: likeness serve [--host HOST] [--port PORT] [--home DIR] [--log]
 
@@ -49,6 +65,7 @@ export async function run(args: string[]): Promise<number> {
     ...(values.home ? { home: values.home } : {}),
   });
   const env = process.env;
+  const smokeWritten = await ensureSomeModel(config.home, env.LIKENESS_DEFAULT_MODEL);
   const threads = optionalNumber('LIKENESS_THREADS');
   const maxLoraBytes = optionalNumber('LIKENESS_MAX_LORA_BYTES');
   const runner = new InstantIdRunner({
@@ -65,6 +82,11 @@ export async function run(args: string[]): Promise<number> {
   const address = await service.listen();
   console.log(`Likeness is listening on ${address} (data in ${config.home})`);
   console.log(`  file links use ${config.publicUrl}; WebSocket at ${config.publicUrl.replace(/^http/, 'ws')}/v1`);
+  if (smokeWritten) {
+    console.log(`  no SDXL model was installed, so the smoke model set was written to ${smokeWritten}:`);
+    console.log('  it has RANDOM weights and draws noise, not pictures. Its face detector is not included: run');
+    console.log('  `likeness models smoke --detector FILE` with an SCRFD .onnx, or install antelopev2 (see README, "Models and licences").');
+  }
   if (service.firstKey) {
     console.log(`  first start: created project "${service.firstKey.project}" with API key ${service.firstKey.apiKey}.`);
     console.log(`  Its secret is not printed here: read it with \`likeness keys list --show-secrets\` (LIKENESS_HOME=${config.home}).`);
