@@ -1,12 +1,13 @@
 // A diffusers model folder (what save_pretrained writes and the Hub serves): model_index.json, one
-// subfolder per component with config.json and its weights (diffusion_pytorch_model[.fp16].safetensors
-// for diffusers models, model[.fp16].safetensors for transformers ones, or shards listed by a
-// *.safetensors.index[.fp16].json), plus tokenizer/, tokenizer_2/ and scheduler/. Opened into the same
-// SdxlModel shape as a single-file checkpoint; weights are read lazily.
-import { existsSync, readFileSync, statSync } from 'node:fs';
+// subfolder per component with config.json and its weights (found by diffusers-component.ts: single
+// file, fp16 variant, shards listed by an index, .bin), plus tokenizer/, tokenizer_2/ and scheduler/.
+// Opened into the same SdxlModel shape as a single-file checkpoint; weights are read lazily.
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { EngineError } from '../errors.js';
-import { parsePythonJson } from './pyjson.js';
+import {
+  WEIGHTS_LOOKED_FOR, componentWeights, isDir, readJsonObject, readShardIndex, type WeightsVariant,
+} from './diffusers-component.js';
 import { openSingleFile, type SingleFileOptions } from './single-file.js';
 import { openWeights, type WeightsFile } from './weights.js';
 import {
@@ -21,52 +22,15 @@ export interface DiffusersFolderOptions {
   variant?: 'fp16';
 }
 
-function readJson(path: string): Record<string, unknown> {
-  let parsed: unknown;
-  try {
-    parsed = parsePythonJson(readFileSync(path, 'utf8'));
-  } catch (err) {
-    throw new EngineError('bad_model_folder', `${path} is not valid JSON: ${(err as Error).message}`);
-  }
-  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) throw new EngineError('bad_model_folder', `${path} is not a JSON object`);
-  return parsed as Record<string, unknown>;
-}
-
-const isDir = (path: string): boolean => existsSync(path) && statSync(path).isDirectory();
-
-/** Weight file names to try in a component folder, best first. */
-function candidates(variant: 'fp16' | undefined): string[] {
-  const out: string[] = [];
-  const variants = variant === 'fp16' ? ['fp16', ''] : ['', 'fp16'];
-  for (const ext of ['safetensors', 'bin']) {
-    for (const v of variants) {
-      for (const base of ['diffusion_pytorch_model', 'model']) {
-        const dot = v ? `.${v}` : '';
-        out.push(`${base}${dot}.${ext}`);
-        if (ext === 'safetensors') out.push(`${base}.safetensors.index${dot}.json`);
-      }
-    }
-  }
-  return out;
-}
-
-/** Several shard files as one source. */
+/** Several shard files as one source, each tensor read from the shard the index puts it in. */
 function shardedSource(dir: string, indexFile: string): { weights: WeightSource; files: WeightsFile[] } {
-  const index = readJson(join(dir, indexFile));
-  const map = index.weight_map;
-  if (typeof map !== 'object' || map === null) throw new EngineError('bad_model_folder', `${join(dir, indexFile)} has no weight_map`);
   const files = new Map<string, WeightsFile>();
   const owner = new Map<string, WeightsFile>();
   try {
-    for (const [name, shard] of Object.entries(map as Record<string, unknown>)) {
-      if (typeof shard !== 'string' || shard.includes('/') || shard.includes('\\')) {
-        throw new EngineError('bad_model_folder', `${indexFile}: ${name} points to ${JSON.stringify(shard)}, not a file in ${dir}`);
-      }
+    for (const [name, shard] of readShardIndex(dir, indexFile)) {
       let file = files.get(shard);
       if (!file) {
-        const path = join(dir, shard);
-        if (!existsSync(path)) throw new EngineError('missing_file', `${indexFile} lists shard ${shard}, which is not in ${dir}`);
-        file = openWeights(path);
+        file = openWeights(join(dir, shard));
         files.set(shard, file);
       }
       if (!file.has(name)) throw new EngineError('bad_model_folder', `${indexFile} puts ${name} in ${shard}, which does not hold it`);
@@ -97,23 +61,20 @@ function legacyVaeAttention(name: string): string {
     `${head}.${{ query: 'to_q', key: 'to_k', value: 'to_v', proj_attn: 'to_out.0' }[part]}.`);
 }
 
-function openComponent(root: string, name: ComponentName, variant: 'fp16' | undefined, opened: WeightsFile[]): ModelComponent {
+function openComponent(root: string, name: ComponentName, variant: WeightsVariant, opened: WeightsFile[]): ModelComponent {
   const dir = join(root, name);
   const configPath = join(dir, 'config.json');
   if (!existsSync(configPath)) throw new EngineError('missing_component', `${dir} has no config.json`);
-  const config = readJson(configPath);
-  const file = candidates(variant).find((f) => existsSync(join(dir, f)));
-  if (!file) {
-    throw new EngineError('missing_component',
-      `${dir} has no weights (looked for diffusion_pytorch_model[.fp16].safetensors, model[.fp16].safetensors, sharded *.safetensors.index.json, and .bin)`);
-  }
+  const config = readJsonObject(configPath);
+  const found = componentWeights(dir, variant);
+  if (!found) throw new EngineError('missing_component', `${dir} has no weights (looked for ${WEIGHTS_LOOKED_FOR})`);
   let weights: WeightSource;
-  if (file.endsWith('.json')) {
-    const sharded = shardedSource(dir, file);
+  if (found.index) {
+    const sharded = shardedSource(dir, found.index);
     opened.push(...sharded.files);
     weights = sharded.weights;
   } else {
-    const single = openWeights(join(dir, file));
+    const single = openWeights(found.weights[0]!);
     opened.push(single);
     weights = single;
   }
@@ -125,7 +86,7 @@ function openComponent(root: string, name: ComponentName, variant: 'fp16' | unde
 export function openDiffusersFolder(dir: string, options: DiffusersFolderOptions = {}): SdxlModel {
   const indexPath = join(dir, 'model_index.json');
   if (!existsSync(indexPath)) throw new EngineError('bad_model_folder', `${dir} is not a diffusers model folder: it has no model_index.json`);
-  const index = readJson(indexPath);
+  const index = readJsonObject(indexPath);
   const pipeline = typeof index._class_name === 'string' ? index._class_name : 'an unnamed pipeline';
   const declared = (c: string): boolean => Array.isArray(index[c]) && (index[c] as unknown[])[0] !== null;
   if (!declared('text_encoder_2') && declared('text_encoder') && declared('unet')) {
@@ -151,7 +112,7 @@ export function openDiffusersFolder(dir: string, options: DiffusersFolderOptions
       text_encoder_2: te2,
       ...(isDir(tokenizer) ? { tokenizer } : {}),
       ...(isDir(tokenizer2) ? { tokenizer_2: tokenizer2 } : {}),
-      ...(existsSync(schedulerPath) ? { scheduler: readJson(schedulerPath) } : {}),
+      ...(existsSync(schedulerPath) ? { scheduler: readJsonObject(schedulerPath) } : {}),
       close: () => { for (const f of opened) f.close(); },
     };
   } catch (err) {

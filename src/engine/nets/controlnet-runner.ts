@@ -1,9 +1,9 @@
 // Loading a diffusers ControlNet (IdentityNet, canny, depth, pose …) and running it: residuals for
 // the UNet's down_block_additional_residual_* / mid_block_additional_residual inputs.
 import { EngineError } from '../errors.js';
+import { findComponent } from '../formats/diffusers-component.js';
 import type { RunOptions } from '../onnx/index.js';
 import { CONTROLNET_IO, buildControlNetGraph, type ControlNetGraphOptions } from './controlnet.js';
-import { findComponent } from './diffusers-component.js';
 import { compileAndOpen, f32, outputF32, timestepFeed, weightsHashOf, type CompiledNet, type F32, type NetLoadOptions } from './net-session.js';
 import { openSources, type TensorSource } from './sdxl-weights.js';
 import { skipCount } from './unet-blocks.js';

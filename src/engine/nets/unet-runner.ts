@@ -3,8 +3,8 @@
 // runner whose run() takes host tensors. Optional parts (ControlNet residuals, IP-Adapter,
 // region mask) are build options; what a call leaves out is fed as its neutral value.
 import { EngineError } from '../errors.js';
+import { findComponent } from '../formats/diffusers-component.js';
 import type { RunOptions } from '../onnx/index.js';
-import { findComponent } from './diffusers-component.js';
 import { compileAndOpen, f32, outputF32, timestepFeed, weightsHashOf, type CompiledNet, type F32, type NetLoadOptions } from './net-session.js';
 import { openSources, prefixedSource, type TensorSource } from './sdxl-weights.js';
 import { parseUNetConfig, type UNetConfig } from './unet-config.js';

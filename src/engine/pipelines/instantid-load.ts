@@ -13,7 +13,7 @@ import { openWeights, type WeightsFile } from '../formats/weights.js';
 import { fingerprintFiles, type ExecutionProvider, type FloatDType } from '../onnx/index.js';
 import { loadClipTextEncoder, type ClipTextEncoder } from '../nets/clip-text.js';
 import { createControlNetRunner, type ControlNetRunner } from '../nets/controlnet-runner.js';
-import { findComponent } from '../nets/diffusers-component.js';
+import { findComponent } from '../formats/diffusers-component.js';
 import { weightsHashOf } from '../nets/net-session.js';
 import { createResamplerRunner, type ResamplerRunner } from '../nets/resampler.js';
 import { prefixedSource, type TensorSource } from '../nets/sdxl-weights.js';
