@@ -12,7 +12,7 @@ import { openSingleFile, type SingleFileOptions } from './single-file.js';
 import { openWeights, type WeightsFile } from './weights.js';
 import {
   SDXL_COMPONENTS, renamedSource,
-  type ComponentName, type ModelComponent, type ModelConfig, type SdxlModel, type WeightSource,
+  type ComponentName, type ModelComponent, type SdxlModel, type WeightSource,
 } from './keymaps/source.js';
 
 export type { ComponentName, ModelComponent, ModelConfig, SdxlModel, WeightSource } from './keymaps/source.js';

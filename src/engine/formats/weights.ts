@@ -3,22 +3,17 @@
 // from a URL may be loaded at all is the caller's policy; this module only parses safely.
 import { openSync, closeSync } from 'node:fs';
 import { EngineError } from '../errors.js';
-import type { Dtype, TensorData } from './dtype.js';
 import { readFully } from './file-io.js';
+import type { WeightSource } from './keymaps/source.js';
 import { SafetensorsFile } from './safetensors.js';
 import { TorchCheckpoint } from './torch-pickle.js';
 
 export type WeightsFormat = 'safetensors' | 'torch-zip';
 
-export interface WeightsFile {
+/** An open weight file: a WeightSource over its tensors, to be closed. */
+export interface WeightsFile extends WeightSource {
   readonly path: string;
   readonly format: WeightsFormat;
-  names(): string[];
-  has(name: string): boolean;
-  info(name: string): { dtype: Dtype; shape: number[] };
-  /** The tensor in its own dtype (F16/BF16 as raw Uint16 bits), C-contiguous. */
-  read(name: string): TensorData;
-  readFloat32(name: string): Float32Array;
   close(): void;
 }
 

@@ -1,19 +1,15 @@
-// Where the UNet, ControlNet and Resampler graphs get their parameters: a TensorSource (any weight
-// file, several files merged, or a key-mapped view of a single-file checkpoint) read through a
-// WeightScope that mirrors the torch module tree (`w.at('down_blocks.1').at('resnets.0').get('conv1.weight')`).
+// Where the UNet, ControlNet and Resampler graphs get their parameters: a TensorSource (the formats'
+// read interface: any weight file, several files merged, or a key-mapped view of a single-file
+// checkpoint) read through a WeightScope that mirrors the torch module tree
+// (`w.at('down_blocks.1').at('resnets.0').get('conv1.weight')`).
 // Parameters load lazily, when the model is written, so a 10 GB UNet never sits in memory twice.
 import { EngineError } from '../errors.js';
-import type { Dtype, TensorData } from '../formats/dtype.js';
+import type { TensorSource } from '../formats/keymaps/source.js';
 import { openWeights, type WeightsFile } from '../formats/weights.js';
 import type { GraphBuilder, Tensor, WeightData } from '../onnx/index.js';
 
-/** Read access to named tensors (WeightsFile satisfies it). */
-export interface TensorSource {
-  has(name: string): boolean;
-  info(name: string): { dtype: Dtype; shape: number[] };
-  read(name: string): TensorData;
-  readFloat32(name: string): Float32Array;
-}
+/** The formats' read interface (WeightSource without names(); a WeightsFile or a model component fits). */
+export type { TensorSource } from '../formats/keymaps/source.js';
 
 /** One source over several (e.g. sharded diffusers weights, or a UNet plus an ip-adapter file); first match wins. */
 export function mergeSources(sources: readonly TensorSource[]): TensorSource {
@@ -37,6 +33,19 @@ export function prefixedSource(source: TensorSource, prefix: string): TensorSour
     info: (name) => source.info(prefix + name),
     read: (name) => source.read(prefix + name),
     readFloat32: (name) => source.readFloat32(prefix + name),
+  };
+}
+
+/**
+ * A source that reads every tensor as float32 (F16 / BF16 upcast exactly) and says so in info(), so
+ * a graph builds each parameter from float32 values whatever the file stores.
+ */
+export function float32Source(source: TensorSource): TensorSource {
+  return {
+    has: (name) => source.has(name),
+    info: (name) => ({ dtype: 'F32', shape: [...source.info(name).shape] }),
+    read: (name) => source.readFloat32(name),
+    readFloat32: (name) => source.readFloat32(name),
   };
 }
 

@@ -16,7 +16,7 @@ import { createControlNetRunner, type ControlNetRunner } from '../nets/controlne
 import { findComponent } from '../formats/diffusers-component.js';
 import { weightsHashOf } from '../nets/net-session.js';
 import { createResamplerRunner, type ResamplerRunner } from '../nets/resampler.js';
-import { prefixedSource, type TensorSource } from '../nets/sdxl-weights.js';
+import { float32Source, prefixedSource, type TensorSource } from '../nets/sdxl-weights.js';
 import { createUnetRunner, ipAdapterSource, type UnetRunner } from '../nets/unet-runner.js';
 import { loadVaeDecoder, parseVaeConfig, vaeScaleFactor, type VaeConfig, type VaeDecoder } from '../nets/vae.js';
 import type { ClipTokenizer } from '../text/clip-tokenizer.js';
@@ -78,15 +78,9 @@ export interface InstantIdNets {
   forceZerosForEmptyPrompt: boolean;
 }
 
-/** A source that reads every tensor as float32 (F16 / BF16 files upcast exactly), for float32 graphs. */
+/** For float32 graphs, every tensor read as float32 (F16 / BF16 files upcast exactly). */
 function asFloat32(w: WeightSource, dtype: FloatDType): TensorSource {
-  if (dtype !== 'float32') return w;
-  return {
-    has: (name) => w.has(name),
-    info: (name) => ({ dtype: 'F32', shape: [...w.info(name).shape] }),
-    read: (name) => w.readFloat32(name),
-    readFloat32: (name) => w.readFloat32(name),
-  };
+  return dtype === 'float32' ? float32Source(w) : w;
 }
 
 /** Compiles (or finds in the cache) and opens every net. Disposes what it opened if one fails. */

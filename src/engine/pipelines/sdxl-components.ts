@@ -5,11 +5,11 @@ import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { EngineError } from '../errors.js';
 import { parsePythonJson } from '../formats/pyjson.js';
-import type { ComponentName, ModelConfig, SdxlModel, WeightSource } from '../formats/keymaps/source.js';
+import type { ComponentName, ModelConfig, SdxlModel } from '../formats/keymaps/source.js';
 import type { SingleFileOptions } from '../formats/single-file.js';
 import { fingerprintFiles, type ExecutionProvider, type FloatDType } from '../onnx/index.js';
 import { loadClipTextEncoder, type ClipTextEncoder } from '../nets/clip-text.js';
-import type { TensorSource } from '../nets/sdxl-weights.js';
+import { float32Source } from '../nets/sdxl-weights.js';
 import { createUnetRunner, type UnetRunner } from '../nets/unet-runner.js';
 import { loadVaeDecoder, type VaeDecoder } from '../nets/vae.js';
 import { ClipTokenizer } from '../text/clip-tokenizer.js';
@@ -89,19 +89,6 @@ async function componentHashes(model: SdxlModel): Promise<Record<ComponentName, 
   return out;
 }
 
-/**
- * The UNet builder's view of a component's weights. Every format is read through readFloat32
- * (exact for F16/BF16); the graph stores them in its own float type when it is written.
- */
-function asTensorSource(w: WeightSource): TensorSource {
-  return {
-    has: (name) => w.has(name),
-    info: (name) => ({ dtype: 'F32', shape: [...w.info(name).shape] }),
-    read: (name) => w.readFloat32(name),
-    readFloat32: (name) => w.readFloat32(name),
-  };
-}
-
 /** The model's own tokenizer folders, else the store's copy; a clear error when neither exists. */
 export function loadTokenizers(model: Pick<SdxlModel, 'path' | 'layout' | 'tokenizer' | 'tokenizer_2'>, tokenizerDir?: string): { tokenizer1: ClipTokenizer; tokenizer2: ClipTokenizer } {
   if (model.tokenizer && model.tokenizer_2) {
@@ -148,7 +135,7 @@ export async function loadSdxlParts(model: SdxlModel, options: SdxlLoadOptions):
     const encoder1 = await encoder('text_encoder', false);
     const encoder2 = await encoder('text_encoder_2', true);
     const unet = await createUnetRunner(
-      { config: model.unet.config, weights: asTensorSource(model.unet.weights), weightsHash: hashes.unet },
+      { config: model.unet.config, weights: float32Source(model.unet.weights), weightsHash: hashes.unet },
       { cacheDir: options.cacheDir, dtype, session: { executionProvider, ...threads } },
     );
     opened.push(unet);

@@ -9,14 +9,23 @@ export interface TensorInfo {
   shape: number[];
 }
 
-export interface WeightSource {
-  names(): string[];
+/**
+ * Read access to named tensors: all the nets' builders (WeightScope), the pipelines' views and
+ * withLoras need. Views that cannot list their names (a prefix of a file, several files merged) are
+ * TensorSources; everything else is a WeightSource.
+ */
+export interface TensorSource {
   has(name: string): boolean;
   info(name: string): TensorInfo;
   /** The tensor in its own dtype (F16/BF16 as raw Uint16 bits), C-contiguous. */
   read(name: string): TensorData;
   /** The tensor converted to float32 (F16/BF16 upcast exactly). */
   readFloat32(name: string): Float32Array;
+}
+
+/** A TensorSource that also lists its names (weight files, model components, renamed views). */
+export interface WeightSource extends TensorSource {
+  names(): string[];
 }
 
 /** A model config as its config.json spells it (diffusers or transformers keys). */
