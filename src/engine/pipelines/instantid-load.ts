@@ -3,24 +3,22 @@
 // the scheduler config), the IdentityNet ControlNet (its face-region mask is applied on the host), the
 // Resampler from ip-adapter.bin, and any extra ControlNets (F16 files are upcast). Each net is
 // compiled once through the on-disk cache (keyed by a fingerprint of its weights) and opened.
-import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
-import { join } from 'node:path';
+import { existsSync } from 'node:fs';
 import { EngineError } from '../errors.js';
+import { findComponent } from '../formats/diffusers-component.js';
 import { openSdxlModel } from '../formats/diffusers-folder.js';
-import type { SdxlModel, WeightSource } from '../formats/keymaps/source.js';
-import { parsePythonJson } from '../formats/pyjson.js';
+import type { WeightSource } from '../formats/keymaps/source.js';
 import { openWeights, type WeightsFile } from '../formats/weights.js';
-import { fingerprintFiles, type ExecutionProvider, type FloatDType } from '../onnx/index.js';
+import type { ExecutionProvider, FloatDType } from '../onnx/index.js';
 import { loadClipTextEncoder, type ClipTextEncoder } from '../nets/clip-text.js';
 import { createControlNetRunner, type ControlNetRunner } from '../nets/controlnet-runner.js';
-import { findComponent } from '../formats/diffusers-component.js';
 import { weightsHashOf } from '../nets/net-session.js';
 import { createResamplerRunner, type ResamplerRunner } from '../nets/resampler.js';
 import { float32Source, prefixedSource, type TensorSource } from '../nets/sdxl-weights.js';
 import { createUnetRunner, ipAdapterSource, type UnetRunner } from '../nets/unet-runner.js';
 import { loadVaeDecoder, parseVaeConfig, vaeScaleFactor, type VaeConfig, type VaeDecoder } from '../nets/vae.js';
 import type { ClipTokenizer } from '../text/clip-tokenizer.js';
-import { SDXL_BASE_SCHEDULER, loadTokenizers } from './sdxl-components.js';
+import { SDXL_BASE_SCHEDULER, componentHash, forceZerosFlag, loadTokenizers } from './sdxl-components.js';
 
 /** One network's files: its config dict, its weights (diffusers / transformers names) and a cache identity. */
 export interface NetFiles {
@@ -154,14 +152,6 @@ export interface InstantIdFiles {
   resampler?: { heads?: number; dimHead?: number };
 }
 
-const WEIGHT_FILE = /\.(safetensors|bin|ckpt|pt|pth)$/;
-async function componentHash(model: SdxlModel, name: string): Promise<string> {
-  if (model.layout === 'single-file') return `${await fingerprintFiles([model.path])}#${name}`;
-  const dir = join(model.path, name);
-  const files = readdirSync(dir).filter((f) => WEIGHT_FILE.test(f) && statSync(join(dir, f)).isFile()).sort();
-  return fingerprintFiles(files.map((f) => join(dir, f)));
-}
-
 /** Opens every file; close() releases them (after loadInstantIdNets has compiled the nets). */
 export async function openInstantIdParts(files: InstantIdFiles): Promise<{ parts: InstantIdParts; close(): void }> {
   const model = openSdxlModel(files.model);
@@ -184,10 +174,6 @@ export async function openInstantIdParts(files: InstantIdFiles): Promise<{ parts
     }
     const ip = openWeights(files.ipAdapter);
     opened.push(ip);
-    const index = join(model.path, 'model_index.json');
-    const forceZeros = model.layout === 'diffusers' && existsSync(index)
-      ? (parsePythonJson(readFileSync(index, 'utf8')) as Record<string, unknown>).force_zeros_for_empty_prompt
-      : undefined;
     const part = async (name: 'unet' | 'vae' | 'text_encoder' | 'text_encoder_2'): Promise<NetFiles> => ({
       config: model[name].config, weights: model[name].weights, weightsHash: await componentHash(model, name),
     });
@@ -199,7 +185,7 @@ export async function openInstantIdParts(files: InstantIdFiles): Promise<{ parts
       tokenizer1,
       tokenizer2,
       schedulerConfig: model.scheduler ?? SDXL_BASE_SCHEDULER,
-      forceZerosForEmptyPrompt: typeof forceZeros === 'boolean' ? forceZeros : true,
+      forceZerosForEmptyPrompt: forceZerosFlag(model),
       identityNet: await controlnet(files.identityNet),
       ipAdapter: { weights: ip, weightsHash: await weightsHashOf([files.ipAdapter]) },
       controlNets: await Promise.all((files.controlNets ?? []).map(controlnet)),

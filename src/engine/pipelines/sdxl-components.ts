@@ -5,7 +5,7 @@ import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { EngineError } from '../errors.js';
 import { parsePythonJson } from '../formats/pyjson.js';
-import type { ComponentName, ModelConfig, SdxlModel } from '../formats/keymaps/source.js';
+import { SDXL_COMPONENTS, type ComponentName, type ModelConfig, type SdxlModel } from '../formats/keymaps/source.js';
 import type { SingleFileOptions } from '../formats/single-file.js';
 import { fingerprintFiles, type ExecutionProvider, type FloatDType } from '../onnx/index.js';
 import { loadClipTextEncoder, type ClipTextEncoder } from '../nets/clip-text.js';
@@ -72,20 +72,17 @@ export const SDXL_BASE_SCHEDULER: ModelConfig = {
 
 const WEIGHT_FILE = /\.(safetensors|bin|ckpt|pt|pth)$/;
 
-/** A cache identity per component: the fingerprint of its weight files (or of the whole checkpoint). */
+/** A component's cache identity: the fingerprint of its weight files (or of the whole checkpoint, tagged). */
+export async function componentHash(model: Pick<SdxlModel, 'path' | 'layout'>, name: ComponentName): Promise<string> {
+  if (model.layout === 'single-file') return `${await fingerprintFiles([model.path])}#${name}`;
+  const dir = join(model.path, name);
+  const files = readdirSync(dir).filter((f) => WEIGHT_FILE.test(f) && statSync(join(dir, f)).isFile()).sort();
+  return fingerprintFiles(files.map((f) => join(dir, f)));
+}
+
 async function componentHashes(model: SdxlModel): Promise<Record<ComponentName, string>> {
-  const names: ComponentName[] = ['unet', 'vae', 'text_encoder', 'text_encoder_2'];
   const out = {} as Record<ComponentName, string>;
-  if (model.layout === 'single-file') {
-    const whole = await fingerprintFiles([model.path]);
-    for (const n of names) out[n] = `${whole}#${n}`;
-    return out;
-  }
-  for (const n of names) {
-    const dir = join(model.path, n);
-    const files = readdirSync(dir).filter((f) => WEIGHT_FILE.test(f) && statSync(join(dir, f)).isFile()).sort();
-    out[n] = await fingerprintFiles(files.map((f) => join(dir, f)));
-  }
+  for (const n of SDXL_COMPONENTS) out[n] = await componentHash(model, n);
   return out;
 }
 
@@ -108,7 +105,8 @@ export function loadTokenizers(model: Pick<SdxlModel, 'path' | 'layout' | 'token
   return { tokenizer1: ClipTokenizer.fromFolder(dirs[0]!), tokenizer2: ClipTokenizer.fromFolder(dirs[1]!) };
 }
 
-function forceZerosFlag(model: SdxlModel): boolean {
+/** model_index.json's force_zeros_for_empty_prompt; diffusers' default (true) when absent or for a single file. */
+export function forceZerosFlag(model: Pick<SdxlModel, 'path' | 'layout'>): boolean {
   const index = join(model.path, 'model_index.json');
   if (model.layout !== 'diffusers' || !existsSync(index)) return true;
   const value = (parsePythonJson(readFileSync(index, 'utf8')) as Record<string, unknown>).force_zeros_for_empty_prompt;
