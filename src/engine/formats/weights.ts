@@ -3,6 +3,7 @@
 // from a URL may be loaded at all is the caller's policy; this module only parses safely.
 import { openSync, closeSync } from 'node:fs';
 import { EngineError } from '../errors.js';
+import type { Dtype, TensorData } from './dtype.js';
 import { readFully } from './file-io.js';
 import type { WeightSource } from './keymaps/source.js';
 import { SafetensorsFile } from './safetensors.js';
@@ -28,6 +29,28 @@ export function sniffWeightsFormat(head: Uint8Array): SniffedFormat {
   return 'unknown';
 }
 
+/** What SafetensorsFile and TorchCheckpoint both offer. */
+interface TensorFileReader {
+  names(): string[];
+  has(name: string): boolean;
+  info(name: string): { dtype: Dtype; shape: readonly number[] };
+  read(name: string): TensorData;
+  readFloat32(name: string): Float32Array;
+  close(): void;
+}
+
+function asWeightsFile(path: string, format: WeightsFormat, file: TensorFileReader): WeightsFile {
+  return {
+    path, format,
+    names: () => file.names(),
+    has: (name) => file.has(name),
+    info: (name) => { const { dtype, shape } = file.info(name); return { dtype, shape: [...shape] }; },
+    read: (name) => file.read(name),
+    readFloat32: (name) => file.readFloat32(name),
+    close: () => file.close(),
+  };
+}
+
 /** Opens a weight file as a WeightsFile, choosing the reader by magic bytes. */
 export function openWeights(path: string): WeightsFile {
   const fd = openSync(path, 'r');
@@ -40,30 +63,10 @@ export function openWeights(path: string): WeightsFile {
   }
   const format = sniffWeightsFormat(head);
   switch (format) {
-    case 'safetensors': {
-      const file = SafetensorsFile.open(path);
-      return {
-        path, format,
-        names: () => file.names(),
-        has: (name) => file.has(name),
-        info: (name) => { const { dtype, shape } = file.info(name); return { dtype, shape: [...shape] }; },
-        read: (name) => file.read(name),
-        readFloat32: (name) => file.readFloat32(name),
-        close: () => file.close(),
-      };
-    }
-    case 'torch-zip': {
-      const file = TorchCheckpoint.open(path);
-      return {
-        path, format,
-        names: () => file.names(),
-        has: (name) => file.has(name),
-        info: (name) => { const { dtype, shape } = file.info(name); return { dtype, shape }; },
-        read: (name) => file.read(name),
-        readFloat32: (name) => file.readFloat32(name),
-        close: () => file.close(),
-      };
-    }
+    case 'safetensors':
+      return asWeightsFile(path, format, SafetensorsFile.open(path));
+    case 'torch-zip':
+      return asWeightsFile(path, format, TorchCheckpoint.open(path));
     case 'torch-legacy':
       throw new EngineError('unsupported_weights', `${path} is in torch's legacy (before 1.6) checkpoint format, which Likeness does not read: ` +
         're-save it with a recent torch (torch.save(torch.load(f), f)) or convert it to safetensors');
