@@ -5,7 +5,9 @@
 //   step             one denoising step (UNet on the CFG batch of 2 + guidance + scheduler), median
 //   end-to-end       generate(): text encoders, all steps, VAE decode, PNG encoding
 //   peak RSS         of the process that ran that model (each model runs in its own child process)
-// Run: node --import tsx bench/engine.ts [--threads N]   (one model alone: --model smoke|mid)
+// Then the LoRA tables (bench/lora.ts, in a child of their own): the merge kernel, and applying,
+// switching and re-scaling LoRAs on the mid model.
+// Run: node --import tsx bench/engine.ts [--threads N]   (one model alone: --model smoke|mid; LoRA tables alone: --lora)
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { availableParallelism, cpus, tmpdir } from 'node:os';
@@ -14,6 +16,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { SdxlPipeline } from '../src/engine/pipelines/sdxl.js';
 import { SMOKE_CONFIG, smokeStateShapes, writeRandomSdxlModel, type RandomSdxlConfigs } from '../src/engine/smoke.js';
+import { mergeKernelBench, mergeTable, switchBench, switchTable } from './lora.js';
 
 /**
  * Mid-size: SDXL's block structure at a quarter of its width and depth. UNet channels (64, 128, 256),
@@ -119,9 +122,15 @@ function table(rows: Row[], threads: number): string {
   ].join('\n');
 }
 
-const { values } = parseArgs({ options: { model: { type: 'string' }, threads: { type: 'string' } } });
+const { values } = parseArgs({ options: { model: { type: 'string' }, threads: { type: 'string' }, lora: { type: 'boolean' } } });
 const threads = values.threads ? Number(values.threads) : Math.min(4, availableParallelism());
-if (values.model) {
+if (values.lora) {
+  console.log(mergeTable(await mergeKernelBench(threads), threads));
+  console.log('');
+  const result = await switchBench(MODELS.mid.configs, threads);
+  console.log(switchTable(result, `the mid model (${MODELS.mid.describe})`, threads));
+  console.log(`peak RSS ${(process.resourceUsage().maxRSS / 1024).toFixed(0)} MB`);
+} else if (values.model) {
   if (!(values.model in MODELS)) throw new Error(`--model must be one of ${Object.keys(MODELS).join(', ')}`);
   console.log(JSON.stringify(await measure(values.model as ModelName, threads)));
 } else {
@@ -134,4 +143,7 @@ if (values.model) {
     rows.push(JSON.parse(child.stdout.trim().split('\n').at(-1)!) as Row);
   }
   console.log(table(rows, threads));
+  console.log('');
+  const lora = spawnSync(process.execPath, ['--import', 'tsx', fileURLToPath(import.meta.url), '--lora', '--threads', String(threads)], { stdio: 'inherit' });
+  if (lora.status !== 0) throw new Error(`the LoRA run failed (exit ${lora.status})`);
 }

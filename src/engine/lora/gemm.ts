@@ -1,11 +1,11 @@
 // base + up @ down for the LoRA merge, synchronously: the nets read weights through a synchronous
 // source (withLoras' readFloat32), so the merge cannot await. Large products go to ONNX Runtime in a
-// worker thread of their own (gemm-worker.ts; MLAS's SGEMM, multi-threaded, ~50–100× this file's JS
-// loop) and the caller blocks in Atomics.wait until the answer is posted back, which it then takes
-// with receiveMessageOnPort. Small products (and everything, if the worker cannot start) run in JS.
-// The worker starts on the first large product (≈ 1 s: ONNX Runtime's load and one session) and
-// stays for the process, unref'd; it is separate from the nets' session worker, so a merge never
-// queues behind a denoising run.
+// worker thread of their own (gemm-worker.ts: MLAS's SGEMM, multi-threaded; 10–30× this file's JS
+// loop, see apply.ts) and the caller blocks in Atomics.wait until the answer is posted back, then
+// takes it with receiveMessageOnPort. Small products (and all of them, if the worker cannot start)
+// run in JS. The worker starts on the first large product (≈ 0.3 s: ONNX Runtime's load and one
+// session) and ends once merges have stopped for idleMs; it is not the nets' session worker, so a
+// merge never queues behind a denoising run.
 import { availableParallelism } from 'node:os';
 import { MessageChannel, Worker, receiveMessageOnPort, type MessagePort } from 'node:worker_threads';
 import { EngineError } from '../errors.js';
@@ -22,14 +22,17 @@ export interface LoraMergeOptions {
   minOrtMacs?: number;
   /** How long one blocking call may wait (the first one includes the worker's start). Default 120 s. */
   timeoutMs?: number;
+  /** The worker ends after this long without a merge (it holds ONNX Runtime's memory). Default 30 s. */
+  idleMs?: number;
 }
 
 const DEFAULTS: Required<LoraMergeOptions> = {
-  kernel: 'auto', threads: Math.min(8, availableParallelism()), minOrtMacs: 1 << 18, timeoutMs: 120_000,
+  kernel: 'auto', threads: Math.min(8, availableParallelism()), minOrtMacs: 1 << 18, timeoutMs: 120_000, idleMs: 30_000,
 };
 
 let settings: Required<LoraMergeOptions> = { ...DEFAULTS };
 let worker: GemmWorker | undefined;
+let idleTimer: NodeJS.Timeout | undefined;
 /** Why the worker is unusable ('auto' then stays in JS for the rest of the process). */
 let unavailable: string | undefined;
 
@@ -45,6 +48,7 @@ export function configureLoraMerge(options: LoraMergeOptions): void {
 export async function closeLoraMergeWorker(): Promise<void> {
   const w = worker;
   worker = undefined;
+  clearTimeout(idleTimer);
   await w?.close();
 }
 
@@ -61,6 +65,8 @@ export function gemmSync(jobs: readonly GemmJob[]): Float32Array[] {
     try {
       worker ??= new GemmWorker(settings.threads);
       fromOrt = worker.run(remote, settings.timeoutMs);
+      clearTimeout(idleTimer);
+      idleTimer = setTimeout(() => void closeLoraMergeWorker(), settings.idleMs).unref();
     } catch (e) {
       const message = (e as Error).message;
       void closeLoraMergeWorker();
