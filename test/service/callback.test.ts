@@ -45,6 +45,8 @@ test('the callback receives the final task object, after one failed attempt is r
   assert.equal(body.pexit, '0');
   const record = (await s.service.ctx.store.getTaskById(Number(task.id)))!.callback!;
   assert.deepEqual([record.ok, record.attempts, record.lastStatus], [true, 2, 200]);
+  const detail = ((await s.post('/v1/Task/Detail', { taskid: task.id })).json.tasklist as Record<string, unknown>[])[0]!;
+  assert.deepEqual((detail.callbackdelivery as { ok: boolean; attempts: number }).attempts, 2);
 });
 
 test('a receiver that stays down is recorded as a failed delivery; the task is unchanged', async () => {

@@ -100,6 +100,8 @@ export function serializeTask(task: TaskRecord, outputs: FileRecord[], tool: Too
     modelfolderid: '',
     modelfileid: '',
     callbackurl: task.callbackUrl,
+    // Our extension: how the callback delivery went (null until it was tried).
+    callbackdelivery: task.callback,
     marketplaceid: null,
     createtime: times.createtime,
     canceltime: times.canceltime,
