@@ -125,11 +125,10 @@ function table(rows: Row[], threads: number): string {
 const { values } = parseArgs({ options: { model: { type: 'string' }, threads: { type: 'string' }, lora: { type: 'boolean' } } });
 const threads = values.threads ? Number(values.threads) : Math.min(4, availableParallelism());
 if (values.lora) {
-  console.log(mergeTable(await mergeKernelBench(threads), threads));
-  console.log('');
   const result = await switchBench(MODELS.mid.configs, threads);
   console.log(switchTable(result, `the mid model (${MODELS.mid.describe})`, threads));
-  console.log(`peak RSS ${(process.resourceUsage().maxRSS / 1024).toFixed(0)} MB`);
+  console.log(`peak RSS ${(process.resourceUsage().maxRSS / 1024).toFixed(0)} MB\n`);
+  console.log(mergeTable(await mergeKernelBench(threads), threads));
 } else if (values.model) {
   if (!(values.model in MODELS)) throw new Error(`--model must be one of ${Object.keys(MODELS).join(', ')}`);
   console.log(JSON.stringify(await measure(values.model as ModelName, threads)));

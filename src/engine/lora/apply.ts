@@ -8,17 +8,31 @@
 // LyCORIS magnitude stored per input channel ([1, in]) uses column norms instead, in the same form.
 // A scale of 0 leaves the LoRA out (PEFT would still apply a DoRA magnitude at weight 0).
 //
-// Strategy, and what it costs. Scales reach the graph fused into the weights at build time: the nets
-// load through withLoras() unchanged, and the compiled ONNX model is cached per (base weights, LoRA
-// set, scales) — loraCacheKey() is the part to put in the compile-cache key. Costs:
-//   - first use of a LoRA set: the merge, rank multiply-adds per patched weight element. A kohya SDXL
-//     LoRA covers the 722 transformer Linears (2.2·10⁹ weights), so rank 32 is ≈ 7·10¹⁰ multiply-adds;
-//     this float64 JS loop did a [1280, 1280] rank-32 weight in 0.2 s (≈ 0.25·10⁹/s on a shared core),
-//     i.e. minutes for a whole SDXL LoRA. Then the graph build and session creation (as for the base);
-//   - switching LoRAs or changing only a scale: the same again (a new cache entry), unless that
-//     (set, scales) was built before, when it is a cache hit;
-//   - disk: one compiled UNet per cached combination (≈ 5 GB float32 / 2.6 GB float16 for SDXL), so
-//     the compile cache needs its own size bound.
+// Strategy. Scales reach the graph fused into the weights at build time: the nets load through
+// withLoras() unchanged, and the compiled ONNX model is cached per (base weights, LoRA set, scales) —
+// loraCacheKey() is the part to put in the compile-cache key. W' is computed on each read and handed
+// to the graph writer; nothing merged is kept. The products run as one Gemm per weight (merge.ts: the
+// plain LoRAs on a weight stacked along the rank; DoRA norms applied after) on ONNX Runtime's SGEMM in
+// a merge worker thread, called synchronously because the nets read weights synchronously (gemm.ts);
+// small products, and all of them if ONNX Runtime cannot start, run in a float64 JS loop.
+//
+// Costs, measured with bench/lora.ts (`node --import tsx bench/engine.ts --lora`) on 2 shared cores
+// of an AMD EPYC (another process competing; ORT 2 threads; runs vary by ±30%):
+//   - the merge: rank multiply-adds per patched weight element. A kohya SDXL LoRA covers the UNet's
+//     722 transformer Linears (2.2·10⁹ weights): 7.1·10¹⁰ multiply-adds at rank 32. One [1280, 1280]
+//     rank-32 weight: 6–14 ms on ORT, 0.10–0.17 s in JS; the whole SDXL LoRA: 8–10 s on ORT, 211 s
+//     in JS (≈ 20×; what is left is memory traffic: each weight is copied to the worker, and its W'
+//     comes back as a new array). The worker starts with the first large product (≈ 0.3 s) and ends
+//     after 30 s without merges, returning ORT's memory;
+//   - first use of a LoRA set: the merge, then the graph build, compile-cache write and session
+//     creation as for the base model. On the mid model of bench/engine.ts (UNet 64/128/256, CLIP
+//     256 + 512; rank-32 LoRA on 246 modules incl. LoCon convs and text encoders): 1.7 s for UNet + both
+//     text encoders, of which merge 0.2 s (+ 0.3 s worker start) — the JS merge took 3.4 s of 4.5 s;
+//   - switching LoRAs or changing only a scale: the same again (a new cache entry, 1.6–1.8 s on the
+//     mid model), unless that (set, scales) was built before: a cache hit, 0.34 s, no merge;
+//   - disk: one compiled UNet + text encoders per cached combination (166 MB on the mid model; for
+//     SDXL ≈ 10.3 GB UNet + 3.3 GB encoders in float32, half that in float16), so the compile cache
+//     needs its own size bound. Memory: a loaded set holds its sessions, as the base model does.
 // The alternative — low-rank branches in the graph with the scales as inputs — makes a scale change
 // free and needs no extra UNet copy per set, but every step pays x·downᵀ·upᵀ for each patched layer
 // (≈ 2–5% more compute at rank 32), the UNet graph builder must emit the branches, and a new LoRA
