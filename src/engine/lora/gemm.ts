@@ -53,10 +53,12 @@ export async function closeLoraMergeWorker(): Promise<void> {
 }
 
 /**
- * base + up @ down for each job, in order. The jobs' arrays are consumed: their buffers may be moved
- * to the worker, so pass arrays made for the call (whole buffers, nobody else's).
+ * base + up @ down for each job that `makeJobs` returns, in order. The jobs' arrays are consumed:
+ * their buffers may be moved to the worker, so make arrays for the call (whole buffers, nobody
+ * else's). If the worker fails, the jobs are made again and run in JS.
  */
-export function gemmSync(jobs: readonly GemmJob[]): Float32Array[] {
+export function gemmSync(makeJobs: () => GemmJob[]): Float32Array[] {
+  const jobs = makeJobs();
   const { kernel, minOrtMacs } = settings;
   const toOrt = (j: GemmJob): boolean => kernel === 'ort' || (kernel === 'auto' && unavailable === undefined && j.m * j.r * j.n >= minOrtMacs);
   const remote = jobs.filter(toOrt);
@@ -69,11 +71,14 @@ export function gemmSync(jobs: readonly GemmJob[]): Float32Array[] {
       idleTimer = setTimeout(() => void closeLoraMergeWorker(), settings.idleMs).unref();
     } catch (e) {
       const message = (e as Error).message;
-      void closeLoraMergeWorker();
+      // a worker that answered can be ended; one that did not may be inside ORT, where ending the
+      // thread would abort the process: it is left behind (unref'd)
+      if (e instanceof NoAnswer) worker = undefined;
+      else void closeLoraMergeWorker();
       if (kernel === 'ort') throw new EngineError('lora_merge_failed', `the LoRA merge could not run on ONNX Runtime: ${message}`);
       unavailable = message;
       process.emitWarning(`LoRA merges fall back to JavaScript (slow): ${message}`, { code: 'LIKENESS_LORA_MERGE' });
-      return jobs.map(gemmJs);
+      return makeJobs().map(gemmJs);
     }
   }
   let next = 0;
@@ -96,6 +101,8 @@ export function gemmJs({ m, r, n, up, down, base }: GemmJob): Float32Array {
   }
   return out;
 }
+
+class NoAnswer extends Error {}
 
 /** The worker, spoken to synchronously. */
 class GemmWorker {
@@ -125,7 +132,7 @@ class GemmWorker {
       const seen = Atomics.load(this.flag, 0);
       if (seen === seq || seen === -1) break;
       const left = deadline - Date.now();
-      if (left <= 0) throw new Error(`no answer from the merge worker in ${Math.round(timeoutMs / 1000)} s`);
+      if (left <= 0) throw new NoAnswer(`no answer from the merge worker in ${Math.round(timeoutMs / 1000)} s`);
       Atomics.wait(this.flag, 0, seen, left);
     }
     for (let m = receiveMessageOnPort(this.port); m; m = receiveMessageOnPort(this.port)) {

@@ -27,10 +27,10 @@ export function mergeLoras(base: Float32Array, patches: readonly LoadedPatch[]):
   const plain = patches.filter((p) => !p.delta.dora);
   const dora = patches.filter((p) => p.delta.dora);
 
-  const jobs: GemmJob[] = [];
-  if (plain.length > 0) jobs.push(stacked(base, plain, rows, cols));
-  for (const p of dora) jobs.push(stacked(base, [p], rows, cols));
-  const [first, ...vs] = gemmSync(jobs);
+  const [first, ...vs] = gemmSync(() => [
+    ...(plain.length > 0 ? [stacked(base, plain, rows, cols)] : []),
+    ...dora.map((p) => stacked(base, [p], rows, cols)),
+  ]);
   if (dora.length === 0) return first!;
 
   // W + Σ plain, or W itself when every patch is DoRA; then each DoRA adds (m / ‖V‖) ⊙ V − W

@@ -56,3 +56,17 @@ test('an ORT merge leaves the base weight and the factors as they were', () => {
   mergeLoras(base, [p]);
   assert.deepEqual([base, p.factors.up, p.factors.down], copies);
 });
+
+test('when ONNX Runtime cannot merge, auto falls back to the JS merge with a warning, and ort fails with lora_merge_failed', async () => {
+  const base = ramp(128 * 96, 0.5, 1);
+  const p = patch([128, 96], 8, 8, 1, 4);
+  configureLoraMerge({ kernel: 'js' });
+  const js = mergeLoras(base, [p]);
+  configureLoraMerge({ kernel: 'ort', threads: -1 }); // ORT refuses the session
+  assert.throws(() => mergeLoras(base, [p]), { code: 'lora_merge_failed' });
+  const warned = new Promise<Error>((resolve) => process.once('warning', resolve));
+  configureLoraMerge({ kernel: 'auto', threads: -1, minOrtMacs: 0 });
+  assert.deepEqual(mergeLoras(base, [p]), js);
+  assert.match((await warned).message, /fall back to JavaScript/);
+  assert.deepEqual(mergeLoras(base, [p]), js); // and stays there
+});
