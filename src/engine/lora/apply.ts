@@ -20,19 +20,21 @@
 // of an AMD EPYC (another process competing; ORT 2 threads; runs vary by ±30%):
 //   - the merge: rank multiply-adds per patched weight element. A kohya SDXL LoRA covers the UNet's
 //     722 transformer Linears (2.2·10⁹ weights): 7.1·10¹⁰ multiply-adds at rank 32. One [1280, 1280]
-//     rank-32 weight: 6–14 ms on ORT, 0.10–0.17 s in JS; the whole SDXL LoRA: 8–10 s on ORT, 211 s
-//     in JS (≈ 20×; what is left is memory traffic: each weight is copied to the worker, and its W'
+//     rank-32 weight: 6–15 ms on ORT, 0.13–0.17 s in JS; the whole SDXL LoRA: 8–13 s on ORT, 191 s
+//     in JS (15–25×; what is left is memory traffic: each weight is copied to the worker, and its W'
 //     comes back as a new array). The worker starts with the first large product (≈ 0.3 s) and ends
 //     after 30 s without merges, returning ORT's memory;
 //   - first use of a LoRA set: the merge, then the graph build, compile-cache write and session
 //     creation as for the base model. On the mid model of bench/engine.ts (UNet 64/128/256, CLIP
-//     256 + 512; rank-32 LoRA on 246 modules incl. LoCon convs and text encoders): 1.7 s for UNet + both
-//     text encoders, of which merge 0.2 s (+ 0.3 s worker start) — the JS merge took 3.4 s of 4.5 s;
-//   - switching LoRAs or changing only a scale: the same again (a new cache entry, 1.6–1.8 s on the
-//     mid model), unless that (set, scales) was built before: a cache hit, 0.34 s, no merge;
+//     256 + 512; rank-32 LoRA on 246 modules incl. LoCon convs and text encoders): 1.5–1.7 s for UNet +
+//     both text encoders (base: 1.3–1.7 s), of which merge 0.2 s (+ 0.3 s worker start); the JS merge
+//     took 3.4 s of 4.5 s;
+//   - switching LoRAs or changing only a scale: the same again (a new cache entry, 1.5–1.8 s on the
+//     mid model), unless that (set, scales) was built before: a cache hit, 0.35 s, no merge;
 //   - disk: one compiled UNet + text encoders per cached combination (166 MB on the mid model; for
 //     SDXL ≈ 10.3 GB UNet + 3.3 GB encoders in float32, half that in float16), so the compile cache
-//     needs its own size bound. Memory: a loaded set holds its sessions, as the base model does.
+//     needs its own size bound. Memory: a loaded set holds its sessions, as the base model does; the
+//     merge worker, while it lives, ≈ 0.1–0.2 GB more RSS on the mid model (ORT and its arena).
 // The alternative — low-rank branches in the graph with the scales as inputs — makes a scale change
 // free and needs no extra UNet copy per set, but every step pays x·downᵀ·upᵀ for each patched layer
 // (≈ 2–5% more compute at rank 32), the UNet graph builder must emit the branches, and a new LoRA

@@ -1,6 +1,6 @@
 // base + up @ down for the LoRA merge, synchronously: the nets read weights through a synchronous
 // source (withLoras' readFloat32), so the merge cannot await. Large products go to ONNX Runtime in a
-// worker thread of their own (gemm-worker.ts: MLAS's SGEMM, multi-threaded; 10–30× this file's JS
+// worker thread of their own (gemm-worker.ts: MLAS's SGEMM, multi-threaded; 10–25× this file's JS
 // loop, see apply.ts) and the caller blocks in Atomics.wait until the answer is posted back, then
 // takes it with receiveMessageOnPort. Small products (and all of them, if the worker cannot start)
 // run in JS. The worker starts on the first large product (≈ 0.3 s: ONNX Runtime's load and one
