@@ -85,6 +85,9 @@ export type WeightData = Float32Array | Pick<HostTensor, 'dtype' | 'data'>;
 /** Weights given now, or a loader called when the model is written (so large models never sit in memory twice). */
 export type WeightSource = WeightData | (() => WeightData | Promise<WeightData>);
 
+/** How GraphBuilder.attention() is written into the graph (BuilderOptions.attention). */
+export type AttentionMode = 'plain' | 'fused';
+
 export interface BuilderOptions {
   name?: string;
   /** Compute type of float tensors and parameters. float16 keeps norms, softmax and resize in float32. */
@@ -93,7 +96,14 @@ export interface BuilderOptions {
   keepIoFloat32?: boolean;
   /** ai.onnx opset; 21 by default (LayerNormalization ≥17, Gelu ≥20). */
   opset?: number;
-  /** attention() emits com.microsoft.MultiHeadAttention instead of MatMul/Softmax/MatMul. */
+  /**
+   * How attention() is written: 'plain' MatMul/Softmax/MatMul (the whole [B, H, Sq, Sk] score matrix
+   * at once), 'fused' com.microsoft.MultiHeadAttention (one kernel; on the CPU EP it runs blockwise
+   * without the score matrix when there is no mask; a mask is passed as its 4-D attention_bias).
+   * Default 'plain', or 'fused' with fusedAttention.
+   */
+  attention?: AttentionMode;
+  /** Older spelling of attention: 'fused'. */
   fusedAttention?: boolean;
   metadata?: Record<string, string>;
 }
@@ -126,7 +136,7 @@ async function loadRecord(r: InitRecord): Promise<HostArray> {
 export class GraphCore {
   /** The float type the graph computes in. */
   readonly float: FloatDType;
-  protected readonly options: Required<Omit<BuilderOptions, 'metadata'>> & { metadata: Record<string, string> };
+  protected readonly options: Required<Omit<BuilderOptions, 'metadata' | 'fusedAttention'>> & { metadata: Record<string, string> };
   private readonly nodes: NodeDef[] = [];
   private readonly inputs: ValueDef[] = [];
   private readonly outputs: ValueDef[] = [];
@@ -145,7 +155,7 @@ export class GraphCore {
       dtype: this.float,
       keepIoFloat32: options.keepIoFloat32 ?? false,
       opset: options.opset ?? 21,
-      fusedAttention: options.fusedAttention ?? false,
+      attention: options.attention ?? (options.fusedAttention ? 'fused' : 'plain'),
       metadata: { ...(options.metadata ?? {}) },
     };
   }

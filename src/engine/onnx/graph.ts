@@ -17,7 +17,7 @@ import { attr, Tensor, type Attr } from './graph-core.js';
 import { TensorOps } from './ops-tensor.js';
 import { UNKNOWN, convOutDim, divDim, isStatic, mulDim, type Dim, type Shape } from './shape.js';
 
-export { Tensor, attr, GRAPH_BUILDER_VERSION, type Attr, type BuilderOptions, type ModelDef, type WeightSource, type WeightData } from './graph-core.js';
+export { Tensor, attr, GRAPH_BUILDER_VERSION, type Attr, type AttentionMode, type BuilderOptions, type ModelDef, type WeightSource, type WeightData } from './graph-core.js';
 export type { Operand } from './ops-tensor.js';
 export type { Dim, Shape } from './shape.js';
 
@@ -179,7 +179,9 @@ export class GraphBuilder extends TensorOps {
     const outShape: Dim[] = [q.shape[0]!, q.shape[1]!, mulDim(heads, dv)];
     let mask = options.mask;
     if (mask && mask.dtype === 'bool') mask = this.where(mask, this.constant(0, { dtype: q.dtype }), -Infinity);
-    if (this.options.fusedAttention) {
+    if (this.options.attention === 'fused') {
+      // MultiHeadAttention's attention_bias must be 4-D ([B or 1, H or 1, Sq, Sk]): lift a lower-rank mask.
+      if (mask && mask.rank < 4) mask = this.unsqueeze(mask, Array.from({ length: 4 - mask.rank }, (_, i) => i));
       return this.emit1('MultiHeadAttention', [q, k, v, undefined, undefined, mask], q.dtype, outShape, {
         num_heads: attr.int(heads),
         scale: attr.float(scale),

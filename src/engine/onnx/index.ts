@@ -2,7 +2,7 @@
 // run them off the main thread (createSession).
 export { GraphBuilder, Tensor, attr, GRAPH_BUILDER_VERSION } from './graph.js';
 export type {
-  Attr, AttentionOptions, BuilderOptions, Conv2dOptions, Dim, ModelDef, Operand, ResizeOptions, Shape, WeightData, WeightSource,
+  Attr, AttentionMode, AttentionOptions, BuilderOptions, Conv2dOptions, Dim, ModelDef, Operand, ResizeOptions, Shape, WeightData, WeightSource,
 } from './graph.js';
 export type { DType, FloatDType, HostArray, HostTensor } from './dtype.js';
 export { encodeModel, writeModel, weightBytes, type WriteOptions, type WrittenModel } from './serialize.js';
