@@ -12,7 +12,7 @@ import { EngineError } from '../errors.js';
 import type { ModelConfig, WeightSource } from '../formats/keymaps/source.js';
 import {
   GraphBuilder, compileCached, createSession, encodeModel,
-  type ExecutionProvider, type FloatDType, type HostTensor, type ModelDef, type Session, type Tensor,
+  type AttentionMode, type ExecutionProvider, type FloatDType, type HostTensor, type ModelDef, type Session, type Tensor,
 } from '../onnx/index.js';
 import { VAE_NORM_EPS, parseVaeConfig, type VaeConfig } from './vae-config.js';
 
@@ -30,6 +30,19 @@ export interface VaeSource {
 export interface VaeGraphOptions {
   /** float16 is honoured only when the config does not ask for upcasting (force_upcast). */
   dtype?: FloatDType;
+  /** How the mid-block self-attention is written (GraphBuilder's attention option): default 'plain' when
+   * building, vaeAttentionMode(executionProvider) when loading. */
+  attention?: AttentionMode;
+}
+
+/**
+ * The mid-block attention's default form: on the CPU EP, com.microsoft.MultiHeadAttention, which runs
+ * blockwise (flash-style) instead of holding the [B, 1, h·w, h·w] float32 score matrix — 1 GiB for a
+ * 1024×1024 image's 128×128 latent, plus the Softmax copy (docs/benchmarks.md, Memory). GPU builds keep
+ * MatMul/Softmax/MatMul unless they ask (VaeGraphOptions.attention).
+ */
+export function vaeAttentionMode(executionProvider: ExecutionProvider = 'cpu'): AttentionMode {
+  return executionProvider === 'cpu' ? 'fused' : 'plain';
 }
 
 /** The graph's compute type: diffusers upcasts a force_upcast VAE to float32. */
@@ -41,8 +54,8 @@ export function vaeComputeType(config: VaeConfig, wanted: FloatDType = 'float32'
 class VaeLayers {
   readonly g: GraphBuilder;
 
-  constructor(private readonly weights: VaeWeights, readonly config: VaeConfig, dtype: FloatDType, name: string) {
-    this.g = new GraphBuilder({ name, dtype, keepIoFloat32: true, metadata: { net: name } });
+  constructor(private readonly weights: VaeWeights, readonly config: VaeConfig, dtype: FloatDType, name: string, attention: AttentionMode) {
+    this.g = new GraphBuilder({ name, dtype, keepIoFloat32: true, attention, metadata: { net: name } });
   }
 
   /** A weight that must have `shape`; a [O, I] matrix may also be stored as a [O, I, 1, 1] conv kernel. */
@@ -110,7 +123,7 @@ class VaeLayers {
 
 /** vae.decode(latent).sample: latent [B, latent_channels, h, w] → 'sample' [B, out_channels, 8h, 8w]. */
 export function buildVaeDecoder(weights: VaeWeights, config: VaeConfig, options: VaeGraphOptions = {}): ModelDef {
-  const L = new VaeLayers(weights, config, vaeComputeType(config, options.dtype), 'vae-decoder');
+  const L = new VaeLayers(weights, config, vaeComputeType(config, options.dtype), 'vae-decoder', options.attention ?? 'plain');
   const { g } = L;
   const boc = config.blockOutChannels;
   const levels = boc.length;
@@ -143,7 +156,7 @@ export function buildVaeDecoder(weights: VaeWeights, config: VaeConfig, options:
  * (clamped to [-30, 20]) and 'std' = exp(logvar / 2), each [B, latent_channels, H/8, W/8].
  */
 export function buildVaeEncoder(weights: VaeWeights, config: VaeConfig, options: VaeGraphOptions = {}): ModelDef {
-  const L = new VaeLayers(weights, config, vaeComputeType(config, options.dtype), 'vae-encoder');
+  const L = new VaeLayers(weights, config, vaeComputeType(config, options.dtype), 'vae-encoder', options.attention ?? 'plain');
   const { g } = L;
   const boc = config.blockOutChannels;
   const levels = boc.length;
@@ -207,10 +220,16 @@ export interface VaeEncoder {
   dispose(): Promise<void>;
 }
 
-async function openGraph(net: string, config: VaeConfig, build: () => ModelDef, options: VaeLoadOptions): Promise<Session> {
+/** The load options with the attention form filled in for the execution provider. */
+function withAttention(options: VaeLoadOptions): VaeLoadOptions & { attention: AttentionMode } {
+  return { ...options, attention: options.attention ?? vaeAttentionMode(options.executionProvider) };
+}
+
+async function openGraph(net: string, config: VaeConfig, build: () => ModelDef, options: VaeLoadOptions & { attention: AttentionMode }): Promise<Session> {
   const sessionOptions = { executionProvider: options.executionProvider ?? 'cpu', intraOpThreads: options.intraOpThreads ?? 1 } as const;
   if (!options.cache) return createSession(await encodeModel(build()), sessionOptions);
-  const key = { net, weightsHash: options.cache.weightsHash, dtype: vaeComputeType(config, options.dtype), config };
+  // The attention form is part of the key: a graph compiled with the other form is never reused.
+  const key = { net, weightsHash: options.cache.weightsHash, dtype: vaeComputeType(config, options.dtype), config: { ...config, attention: options.attention } };
   const compiled = await compileCached(options.cache.dir, key, build);
   return createSession(compiled.modelPath, sessionOptions);
 }
@@ -222,8 +241,9 @@ function float32Output(outputs: Record<string, HostTensor>, name: string): HostT
 }
 
 /** Builds (or finds in the cache) the decoder graph for a VAE component and opens a session on it. */
-export async function loadVaeDecoder(vae: VaeSource, options: VaeLoadOptions = {}): Promise<VaeDecoder> {
+export async function loadVaeDecoder(vae: VaeSource, loadOptions: VaeLoadOptions = {}): Promise<VaeDecoder> {
   const config = parseVaeConfig(vae.config);
+  const options = withAttention(loadOptions);
   const session = await openGraph('vae-decoder', config, () => buildVaeDecoder(vae.weights, config, options), options);
   return {
     config,
@@ -236,8 +256,9 @@ export async function loadVaeDecoder(vae: VaeSource, options: VaeLoadOptions = {
 }
 
 /** Builds (or finds in the cache) the encoder graph for a VAE component and opens a session on it. */
-export async function loadVaeEncoder(vae: VaeSource, options: VaeLoadOptions = {}): Promise<VaeEncoder> {
+export async function loadVaeEncoder(vae: VaeSource, loadOptions: VaeLoadOptions = {}): Promise<VaeEncoder> {
   const config = parseVaeConfig(vae.config);
+  const options = withAttention(loadOptions);
   const session = await openGraph('vae-encoder', config, () => buildVaeEncoder(vae.weights, config, options), options);
   return {
     config,
