@@ -9,13 +9,21 @@
 //   step           one denoising step (IdentityNet + canny ControlNet + UNet on the CFG batch), median
 //   decode         VAE decode; png: PNG encoding of every sample
 //   peak RSS       of this process after all runs
-// Run: node --import tsx bench/instantid.ts [--threads N] [--steps N]
+// Run: node --import tsx bench/instantid.ts [--threads N] [--steps N] [--size N] [--memory]
+//   --size N     only the cold 64×64 task and a warm N×N one (so peak RSS is that size's)
+//   --memory     instead: the Memory table, peak RSS of one VAE decode at --size (default 1024) for the
+//                smoke and mid-size VAEs with each attention form, each in a child process of its own
+import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { availableParallelism, cpus, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { loadConfig } from '../src/config.js';
+import { openDiffusersFolder } from '../src/engine/formats/diffusers-folder.js';
+import { loadVaeDecoder } from '../src/engine/nets/vae.js';
+import type { AttentionMode } from '../src/engine/onnx/index.js';
+import { SMOKE_CONFIG, writeRandomSdxlModel, type RandomSdxlConfigs } from '../src/engine/smoke.js';
 import { writeSmokeInstantIdSet } from '../src/engine/smoke-instantid.js';
 import { createService } from '../src/service/app.js';
 import { sign } from '../src/service/auth.js';
@@ -25,10 +33,76 @@ import { defaultTools } from '../src/tools/index.js';
 import { instantIdControlnetLora } from '../src/tools/instant-id-controlnet-lora.js';
 import { InstantIdRunner, type PhaseTimes } from '../src/tools/instantid-runner.js';
 
-const { values } = parseArgs({ options: { threads: { type: 'string' }, steps: { type: 'string' } } });
+const { values } = parseArgs({
+  options: {
+    threads: { type: 'string' }, steps: { type: 'string' }, size: { type: 'string' }, memory: { type: 'boolean' },
+    vae: { type: 'string' }, attention: { type: 'string' },
+  },
+});
 const threads = Number(values.threads ?? 2);
 const steps = Number(values.steps ?? 8);
 const root = resolve(fileURLToPath(new URL('..', import.meta.url)));
+const self = fileURLToPath(import.meta.url);
+
+// ---- the Memory table: one VAE decode per child process ----
+
+/** The VAEs measured: the smoke set's, and bench/engine.ts's mid-size one (32, 64, 128, 128), 2 layers per block. */
+const VAES = {
+  smoke: { config: SMOKE_CONFIG.vae, describe: 'smoke VAE (8, 16, 16, 16)' },
+  mid: { config: { ...SMOKE_CONFIG.vae, block_out_channels: [32, 64, 128, 128], layers_per_block: 2, norm_num_groups: 32 }, describe: 'mid VAE (32, 64, 128, 128) ×2' },
+} as const;
+type VaeName = keyof typeof VAES;
+const ATTENTION: readonly AttentionMode[] = ['plain', 'fused'];
+
+/** In this process: decodes one random [1, 4, size/8, size/8] latent; prints peak RSS and time as JSON. */
+async function decodeOnce(name: VaeName, attention: AttentionMode, size: number): Promise<void> {
+  const dir = mkdtempSync(join(tmpdir(), 'likeness-bench-vae-'));
+  try {
+    await writeRandomSdxlModel(dir, { ...(SMOKE_CONFIG as RandomSdxlConfigs), vae: VAES[name].config });
+    const model = openDiffusersFolder(dir);
+    const decoder = await loadVaeDecoder(model.vae, { attention, intraOpThreads: threads });
+    const h = size / 8;
+    const latent = new Float32Array(4 * h * h).map((_, i) => Math.sin(i * 0.37));
+    const rssBefore = process.resourceUsage().maxRSS / 1024;
+    const t0 = performance.now();
+    await decoder.decode({ dtype: 'float32', dims: [1, 4, h, h], data: latent });
+    const seconds = (performance.now() - t0) / 1000;
+    await decoder.dispose();
+    model.close();
+    console.log(JSON.stringify({ rssBefore, peak: process.resourceUsage().maxRSS / 1024, seconds }));
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+function memoryTable(size: number): string {
+  const lines = [
+    `VAE decode of one 1×4×${size / 8}×${size / 8} latent (${size}×${size} image), float32, CPU, ORT threads ${threads}; peak RSS of a process that does only that`,
+    '| VAE | attention | peak RSS | decode |',
+    '| --- | --- | --- | --- |',
+  ];
+  for (const name of Object.keys(VAES) as VaeName[]) {
+    for (const attention of ATTENTION) {
+      const args = ['--import', 'tsx', self, '--vae', name, '--attention', attention, '--size', String(size), '--threads', String(threads)];
+      const child = spawnSync(process.execPath, args, { cwd: root, encoding: 'utf8', maxBuffer: 1 << 24 });
+      if (child.status !== 0) throw new Error(`${name}/${attention}: ${child.stderr}`);
+      const r = JSON.parse(child.stdout.trim().split('\n').at(-1)!) as { peak: number; seconds: number };
+      lines.push(`| ${VAES[name].describe} | ${attention === 'plain' ? 'plain (MatMul/Softmax/MatMul)' : 'fused (MultiHeadAttention)'} | ${r.peak.toFixed(0)} MB | ${r.seconds.toFixed(2)} s |`);
+    }
+  }
+  return lines.join('\n');
+}
+
+if (values.vae) {
+  if (!(values.vae in VAES) || !ATTENTION.includes(values.attention as AttentionMode)) throw new Error('--vae smoke|mid --attention plain|fused');
+  await decodeOnce(values.vae as VaeName, values.attention as AttentionMode, Number(values.size ?? 1024));
+  process.exit(0);
+}
+if (values.memory) {
+  console.log(memoryTable(Number(values.size ?? 1024)));
+  process.exit(0);
+}
+
 const shared = process.env.LIKENESS_SHARED ?? join(root, '..', 'shared');
 const face = readFileSync(join(shared, 'assets', 'faces', 'astronaut.png'));
 
@@ -67,7 +141,7 @@ async function task(fields: Record<string, string>): Promise<number> {
 }
 
 const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] ?? 0;
-const cases: { label: string; fields: Record<string, string> }[] = [
+const allCases: { label: string; fields: Record<string, string> }[] = [
   { label: 'cold 64×64', fields: { width: '64', height: '64' } },
   { label: 'warm 64×64', fields: { width: '64', height: '64' } },
   { label: 'warm 512×512', fields: { width: '512', height: '512' } },
@@ -75,6 +149,11 @@ const cases: { label: string; fields: Record<string, string> }[] = [
   // a new LoRA set: the pipeline is rebuilt (LoRA merged into UNet + text encoders, those graphs compiled)
   { label: '64×64 + LoRA 622 (new set)', fields: { width: '64', height: '64', selectedLoraModel: '622' } },
   { label: '64×64 + LoRA 622 (warm)', fields: { width: '64', height: '64', selectedLoraModel: '622' } },
+];
+const size = values.size;
+const cases = size === undefined ? allCases : [
+  allCases[0]!,
+  { label: `warm ${size}×${size}`, fields: size === '1024' ? {} : { width: size, height: size } },
 ];
 const rows: string[][] = [];
 try {
