@@ -4,7 +4,7 @@ import { EngineError } from '../errors.js';
 import { findComponent } from '../formats/diffusers-component.js';
 import type { RunOptions } from '../onnx/index.js';
 import { CONTROLNET_IO, buildControlNetGraph, type ControlNetGraphOptions } from './controlnet.js';
-import { compileAndOpen, f32, outputF32, timestepFeed, weightsHashOf, type CompiledNet, type F32, type NetLoadOptions } from './net-session.js';
+import { attentionModeFor, compileAndOpen, f32, outputF32, timestepFeed, weightsHashOf, type CompiledNet, type F32, type NetLoadOptions } from './net-session.js';
 import { openSources, type TensorSource } from './sdxl-weights.js';
 import { skipCount } from './unet-blocks.js';
 import { parseControlNetConfig, type ControlNetConfig } from './unet-config.js';
@@ -55,6 +55,7 @@ export async function createControlNetRunner(src: ControlNetSource, options: Con
   const config = parseControlNetConfig(src.config);
   const graphOptions: ControlNetGraphOptions = {
     dtype: options.dtype ?? 'float32',
+    attention: options.attention ?? attentionModeFor(options.session?.executionProvider),
     ...(options.mask ? { mask: true } : {}),
     ...(options.guessMode ? { guessMode: true } : {}),
     ...(options.staticDims ? { staticDims: options.staticDims } : {}),
@@ -62,7 +63,7 @@ export async function createControlNetRunner(src: ControlNetSource, options: Con
   const key = {
     net: 'controlnet',
     weightsHash: src.weightsHash,
-    config: { controlnet: config, mask: options.mask ?? false, guessMode: options.guessMode ?? false, staticDims: options.staticDims ?? null },
+    config: { controlnet: config, attention: graphOptions.attention, mask: options.mask ?? false, guessMode: options.guessMode ?? false, staticDims: options.staticDims ?? null },
   };
   const compiled = await compileAndOpen(options, key, () => buildControlNetGraph(src.weights, config, graphOptions));
   const count = skipCount(config);

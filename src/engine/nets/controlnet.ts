@@ -3,7 +3,7 @@
 // "zero" conv per skip and for the mid output, times the runtime conditioning_scale. Optionally
 // the InstantID `_full` pipeline's face-region mask multiplies the residuals (IdentityNet only).
 // controlnetForward works on any GraphBuilder, so a UNet + ControlNets graph can reuse it.
-import { GraphBuilder, type ModelDef, type Tensor } from '../onnx/index.js';
+import { GraphBuilder, type AttentionMode, type ModelDef, type Tensor } from '../onnx/index.js';
 import type { FloatDType } from '../onnx/dtype.js';
 import { conditioningEmbedding, resizeLike } from './sdxl-blocks.js';
 import { WeightScope, type TensorSource } from './sdxl-weights.js';
@@ -104,6 +104,8 @@ export function controlnetForward(g: GraphBuilder, w: WeightScope, cfg: ControlN
 
 export interface ControlNetGraphOptions {
   dtype?: FloatDType;
+  /** How attention is written (GraphBuilder's option); 'plain' unless asked. */
+  attention?: AttentionMode;
   /** Adds the control_mask input [Bm, 1, H, W] (the `_full` pipeline's face region, IdentityNet only). */
   mask?: boolean;
   /** diffusers guess_mode (a per-residual ramp; the pipelines' default is off). */
@@ -137,7 +139,7 @@ export function declareControlNetInputs(g: GraphBuilder, cfg: ControlNetConfig, 
 
 /** The whole ControlNet as a model: outputs down_block_res_sample_0..N-1 and mid_block_res_sample. */
 export function buildControlNetGraph(weights: TensorSource, cfg: ControlNetConfig, options: ControlNetGraphOptions = {}): ModelDef {
-  const g = new GraphBuilder({ name: 'controlnet', dtype: options.dtype ?? 'float32', keepIoFloat32: true });
+  const g = new GraphBuilder({ name: 'controlnet', dtype: options.dtype ?? 'float32', keepIoFloat32: true, attention: options.attention ?? 'plain' });
   const x = declareControlNetInputs(g, cfg, options);
   const r = controlnetForward(g, new WeightScope(g, weights), cfg, x);
   r.down.forEach((t, i) => g.output(t, CONTROLNET_IO.down(i)));

@@ -1,6 +1,8 @@
 // Compile-through-the-cache-then-open, shared by the UNet, ControlNet and Resampler runners, and
 // small host-tensor helpers for their feeds.
-import { compileCached, createSession, fingerprintFiles, type ModelDef, type Session, type SessionOptions } from '../onnx/index.js';
+import {
+  compileCached, createSession, fingerprintFiles, type AttentionMode, type ExecutionProvider, type ModelDef, type Session, type SessionOptions,
+} from '../onnx/index.js';
 import type { FloatDType, HostTensor } from '../onnx/dtype.js';
 
 export interface NetLoadOptions {
@@ -9,6 +11,18 @@ export interface NetLoadOptions {
   /** Compute type; float32 on CPU (the default), float16 for GPUs. Inputs and outputs stay float32. */
   dtype?: FloatDType;
   session?: SessionOptions;
+  /** How attention is written; default attentionModeFor(the session's execution provider). */
+  attention?: AttentionMode;
+}
+
+/**
+ * The default attention form per execution provider. On the CPU EP, com.microsoft.MultiHeadAttention
+ * runs blockwise instead of holding the [B, heads, n, n] float32 scores (1 GiB for a 128×128 VAE latent;
+ * 2.9 → 1.3 GB peak for a 1024² InstantID task with the UNet and ControlNets fused too, docs/benchmarks.md).
+ * GPU builds keep MatMul/Softmax/MatMul unless they ask.
+ */
+export function attentionModeFor(executionProvider: ExecutionProvider = 'cpu'): AttentionMode {
+  return executionProvider === 'cpu' ? 'fused' : 'plain';
 }
 
 export interface CompiledNet {

@@ -5,7 +5,7 @@
 import { EngineError } from '../errors.js';
 import { findComponent } from '../formats/diffusers-component.js';
 import type { RunOptions } from '../onnx/index.js';
-import { compileAndOpen, f32, outputF32, timestepFeed, weightsHashOf, type CompiledNet, type F32, type NetLoadOptions } from './net-session.js';
+import { attentionModeFor, compileAndOpen, f32, outputF32, timestepFeed, weightsHashOf, type CompiledNet, type F32, type NetLoadOptions } from './net-session.js';
 import { openSources, prefixedSource, type TensorSource } from './sdxl-weights.js';
 import { parseUNetConfig, type UNetConfig } from './unet-config.js';
 import { UNET_IO, buildUnetGraph, unetResidualLayout, type UnetGraphOptions } from './unet.js';
@@ -65,6 +65,7 @@ export async function createUnetRunner(src: UnetSource, options: UnetLoadOptions
   const config = parseUNetConfig(src.config);
   const graphOptions: UnetGraphOptions = {
     dtype: options.dtype ?? 'float32',
+    attention: options.attention ?? attentionModeFor(options.session?.executionProvider),
     ...(options.controlResiduals ? { controlResiduals: true } : {}),
     ...(options.staticDims ? { staticDims: options.staticDims } : {}),
     ...(src.ipAdapter ? { ipAdapter: { weights: src.ipAdapter.weights, numTokens: src.ipAdapter.numTokens, regionMask: src.ipAdapter.regionMask ?? false } } : {}),
@@ -74,6 +75,7 @@ export async function createUnetRunner(src: UnetSource, options: UnetLoadOptions
     weightsHash: src.weightsHash + (src.ipAdapter ? `+${src.ipAdapter.weightsHash}` : ''),
     config: {
       unet: config,
+      attention: graphOptions.attention,
       controlResiduals: graphOptions.controlResiduals ?? false,
       staticDims: graphOptions.staticDims ?? null,
       ip: graphOptions.ipAdapter ? { numTokens: graphOptions.ipAdapter.numTokens, regionMask: graphOptions.ipAdapter.regionMask } : null,

@@ -4,7 +4,7 @@
 // mid output where diffusers adds them), and InstantID's IP-Adapter (decoupled cross-attention on
 // every attn2 over the last `numTokens` context tokens, with a runtime scale and an optional
 // face-region mask). Every size comes from the config and the weights.
-import { GraphBuilder, type ModelDef, type Tensor } from '../onnx/index.js';
+import { GraphBuilder, type AttentionMode, type ModelDef, type Tensor } from '../onnx/index.js';
 import type { FloatDType } from '../onnx/dtype.js';
 import type { IpAdapterContext } from './sdxl-attention.js';
 import { conditioningEmbedding, convSame } from './sdxl-blocks.js';
@@ -23,6 +23,8 @@ export interface IpAdapterOptions {
 
 export interface UnetGraphOptions {
   dtype?: FloatDType;
+  /** How attention is written (GraphBuilder's option); 'plain' unless asked. */
+  attention?: AttentionMode;
   /** Adds down_block_additional_residual_0..N-1 and mid_block_additional_residual inputs. */
   controlResiduals?: boolean;
   ipAdapter?: IpAdapterOptions;
@@ -150,7 +152,7 @@ export function declareUnetInputs(g: GraphBuilder, cfg: UNetConfig, options: Une
 
 /** The whole UNet as a model: inputs per UNET_IO, output `noise_pred`. */
 export function buildUnetGraph(weights: TensorSource, cfg: UNetConfig, options: UnetGraphOptions = {}): ModelDef {
-  const g = new GraphBuilder({ name: 'unet', dtype: options.dtype ?? 'float32', keepIoFloat32: true });
+  const g = new GraphBuilder({ name: 'unet', dtype: options.dtype ?? 'float32', keepIoFloat32: true, attention: options.attention ?? 'plain' });
   const x = declareUnetInputs(g, cfg, options);
   const noise = unetForward(g, new WeightScope(g, weights), cfg, x);
   g.output(noise, UNET_IO.output);

@@ -15,6 +15,7 @@ import {
   type AttentionMode, type ExecutionProvider, type FloatDType, type HostTensor, type ModelDef, type Session, type Tensor,
 } from '../onnx/index.js';
 import { VAE_NORM_EPS, parseVaeConfig, type VaeConfig } from './vae-config.js';
+import { attentionModeFor } from './net-session.js';
 
 export { parseVaeConfig, vaeScaleFactor, type VaeConfig } from './vae-config.js';
 
@@ -42,7 +43,7 @@ export interface VaeGraphOptions {
  * MatMul/Softmax/MatMul unless they ask (VaeGraphOptions.attention).
  */
 export function vaeAttentionMode(executionProvider: ExecutionProvider = 'cpu'): AttentionMode {
-  return executionProvider === 'cpu' ? 'fused' : 'plain';
+  return attentionModeFor(executionProvider);
 }
 
 /** The graph's compute type: diffusers upcasts a force_upcast VAE to float32. */
