@@ -10,6 +10,7 @@ import { createAvailability } from '../tools/catalog.js';
 import { instantIdControlnetLora } from '../tools/instant-id-controlnet-lora.js';
 import { defaultTools } from '../tools/index.js';
 import { InstantIdRunner } from '../tools/instantid-runner.js';
+import { instantIdThreadedRunner, type InstantIdThreadOptions } from '../tools/instantid-runner-thread.js';
 import { SMOKE_MODEL_DIR } from '../engine/smoke.js';
 import { writeSmokeInstantIdSet } from '../engine/smoke-instantid.js';
 
@@ -34,7 +35,9 @@ LIKENESS_FETCH_ALLOW, LIKENESS_MAX_IMAGE_BYTES, LIKENESS_MAX_IMAGE_PIXELS, LIKEN
 Engine: LIKENESS_DEFAULT_MODEL (SDXL checkpoint used when a Run names none; default: the smoke set in
 $LIKENESS_HOME/models/smoke when present), LIKENESS_DETECTOR / LIKENESS_RECOGNIZER (face models; default
 $LIKENESS_HOME/models/antelopev2/), LIKENESS_THREADS (ONNX Runtime threads per session),
-LIKENESS_MAX_LORA_BYTES (largest LoRA download, default 2 GB).`;
+LIKENESS_MAX_LORA_BYTES (largest LoRA download, default 2 GB).
+The engine runs in a worker thread, off the server's event loop; LIKENESS_ENGINE_THREAD=0 runs it on the
+main thread instead (debugging only: the API stalls while a task loads or runs).`;
 
 function optionalNumber(name: string): number | undefined {
   const raw = process.env[name];
@@ -68,7 +71,7 @@ export async function run(args: string[]): Promise<number> {
   const smokeWritten = await ensureSomeModel(config.home, env.LIKENESS_DEFAULT_MODEL);
   const threads = optionalNumber('LIKENESS_THREADS');
   const maxLoraBytes = optionalNumber('LIKENESS_MAX_LORA_BYTES');
-  const runner = new InstantIdRunner({
+  const options: InstantIdThreadOptions = {
     home: config.home,
     fetchAllow: config.fetchAllow,
     ...(env.LIKENESS_DEFAULT_MODEL ? { defaultModel: resolve(env.LIKENESS_DEFAULT_MODEL) } : {}),
@@ -76,11 +79,14 @@ export async function run(args: string[]): Promise<number> {
     ...(env.LIKENESS_RECOGNIZER ? { recognizer: resolve(env.LIKENESS_RECOGNIZER) } : {}),
     ...(threads !== undefined ? { threads } : {}),
     ...(maxLoraBytes !== undefined ? { maxLoraBytes } : {}),
-  });
+  };
+  const inThread = env.LIKENESS_ENGINE_THREAD === '0';
+  const runner = inThread ? new InstantIdRunner(options) : instantIdThreadedRunner(options);
   const tools = defaultTools({ runner, availability: createAvailability(config.home, instantIdControlnetLora) });
   const service = await createService(config, { tools, net: guardedNetwork(config), logger: values.log ?? false });
   const address = await service.listen();
   console.log(`Likeness is listening on ${address} (data in ${config.home})`);
+  if (inThread) console.log('  LIKENESS_ENGINE_THREAD=0: the engine runs on the main thread (the API stalls while it works)');
   console.log(`  file links use ${config.publicUrl}; WebSocket at ${config.publicUrl.replace(/^http/, 'ws')}/v1`);
   if (smokeWritten) {
     console.log(`  no SDXL model was installed, so the smoke model set was written to ${smokeWritten}:`);

@@ -1,5 +1,6 @@
 // The service end to end on the InstantID smoke set: the real tool definition, the real guarded network
-// (a loopback server allowlisted), the real runner (face analysis with the shared det_500m detector
+// (a loopback server allowlisted), the real runner in its worker thread as `likeness serve` runs it
+// (ThreadedRunner; the runner on its own is test/tools/instantid-runner.test.ts) (face analysis with the shared det_500m detector
 // and the smoke set's RANDOM recognizer, the InstantID pipeline on the smoke SDXL model), at 64×64 and
 // two steps. The images are noise; what is checked is the path: statuses, outputs, errors, Kill, LoRAs.
 import { test, before, after } from 'node:test';
@@ -16,7 +17,8 @@ import { writeSmokeInstantIdSet } from '../../src/engine/smoke-instantid.js';
 import { createAvailability } from '../../src/tools/catalog.js';
 import { defaultTools } from '../../src/tools/index.js';
 import { instantIdControlnetLora } from '../../src/tools/instant-id-controlnet-lora.js';
-import { InstantIdRunner } from '../../src/tools/instantid-runner.js';
+import type { ThreadedRunner } from '../../src/service/threaded-runner.js';
+import { instantIdThreadedRunner } from '../../src/tools/instantid-runner-thread.js';
 import { asset } from '../helpers/paths.js';
 import { startTestService, waitForTerminal, type TestService } from '../helpers/service.js';
 import { startServer, type TestServer } from '../net/helpers.js';
@@ -30,7 +32,7 @@ const tiny = { prompt: 'a watercolor portrait', width: 64, height: 64, steps: 2 
 
 let s: TestService;
 let web: TestServer;
-let runner: InstantIdRunner;
+let runner: ThreadedRunner;
 
 before(async () => {
   await writeSmokeInstantIdSet(home, { detector: asset('models/det_500m.onnx') });
@@ -58,7 +60,7 @@ before(async () => {
     '/sd15.safetensors': send(sd15, 'application/octet-stream'),
     '/page.safetensors': send(Buffer.from('<html>sign in to download</html>'), 'text/html'),
   });
-  runner = new InstantIdRunner({ home, threads: 1, fetchAllow: ['127.0.0.1'], maxLoraBytes: MAX_LORA });
+  runner = instantIdThreadedRunner({ home, threads: 1, fetchAllow: ['127.0.0.1'], maxLoraBytes: MAX_LORA });
   s = await startTestService({
     home, realNetwork: true, config: { fetchAllow: ['127.0.0.1'] },
     tools: defaultTools({ runner, availability: createAvailability(home, instantIdControlnetLora) }),
