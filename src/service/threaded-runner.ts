@@ -121,7 +121,11 @@ export class ThreadedRunner implements ToolRunner {
     return this.call('postprocess', ctx);
   }
 
-  /** Asks the runner to dispose (if it can), then ends the thread. The next call starts a new one. */
+  /**
+   * Asks the runner to dispose (if it can); the thread then ends by itself once nothing in it is left
+   * running (an ORT run in progress is let finish: killing a thread inside one aborts the process), or
+   * is terminated after `timeoutMs`. The next call starts a new thread.
+   */
   async dispose(timeoutMs = 30_000): Promise<void> {
     const worker = this.worker;
     if (!worker) return;
@@ -131,10 +135,11 @@ export class ThreadedRunner implements ToolRunner {
       const disposed = new Promise<void>((resolve, reject) => this.pending.set(id, { ctx: undefined, resolve, reject }));
       worker.ref();
       worker.postMessage({ type: 'dispose', id } satisfies ToThread);
+      const exited = new Promise<void>((resolve) => worker.once('exit', () => resolve()));
       let timer: NodeJS.Timeout | undefined;
-      const late = new Promise<void>((resolve) => { timer = setTimeout(resolve, timeoutMs); });
+      const late = new Promise<'late'>((resolve) => { timer = setTimeout(() => resolve('late'), timeoutMs); });
       try {
-        await Promise.race([disposed, late]);
+        await Promise.race([disposed.then(() => exited), late]);
       } catch {
         // the thread died or the runner's dispose failed: end the thread all the same
       } finally {
@@ -310,6 +315,7 @@ export function hostRunner(): void {
           } catch (err) {
             send({ type: 'done', id: m.id, error: toWire(err) });
           }
+          port.close(); // the thread exits once its own work (an ORT run finishing, say) is done
         })();
     }
   });

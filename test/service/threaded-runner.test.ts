@@ -164,7 +164,7 @@ test('control: the same runner on the main thread stalls Task/Detail for the len
   }
 });
 
-test('dispose() ends the thread (the runner is asked to dispose first); the next call starts a fresh one', async () => {
+test('dispose() asks the runner to dispose, then the thread ends by itself; the next call starts a fresh one', async () => {
   const r = new ThreadedRunner(new URL('../helpers/threaded-test-runner.ts', import.meta.url), options);
   const lines: string[] = [];
   const ctx = {
@@ -172,7 +172,9 @@ test('dispose() ends the thread (the runner is asked to dispose first); the next
     log: (l: string) => lines.push(l), progress: () => undefined, writeOutput: async () => undefined,
   };
   await r.preprocess(ctx);
-  await r.dispose();
+  const started = Date.now();
+  await r.dispose(5_000);
+  assert.ok(Date.now() - started < 2_000, 'the thread ended by itself, not at the termination deadline');
   await assert.rejects(r.run(ctx), /not preprocessed in this thread/);
   await r.dispose();
   assert.equal(lines.length, 1);
