@@ -1,26 +1,10 @@
 // Shared fixtures for the scheduler specs: SDXL's scheduler_config.json and small helpers.
 import type { NoiseSource } from '../../../src/engine/rng/seed.js';
 import type { Scheduler } from '../../../src/engine/schedulers/types.js';
+import { SDXL_SCHEDULER_CONFIG as SMOKE_SDXL_SCHEDULER_CONFIG } from '../../../src/engine/smoke.js';
 
-/** stabilityai/stable-diffusion-xl-base-1.0 scheduler/scheduler_config.json. */
-export const SDXL_SCHEDULER_CONFIG: Readonly<Record<string, unknown>> = Object.freeze({
-  _class_name: 'EulerDiscreteScheduler',
-  _diffusers_version: '0.19.0.dev0',
-  beta_end: 0.012,
-  beta_schedule: 'scaled_linear',
-  beta_start: 0.00085,
-  clip_sample: false,
-  interpolation_type: 'linear',
-  num_train_timesteps: 1000,
-  prediction_type: 'epsilon',
-  sample_max_value: 1.0,
-  set_alpha_to_one: false,
-  skip_prk_steps: true,
-  steps_offset: 1,
-  timestep_spacing: 'leading',
-  trained_betas: null,
-  use_karras_sigmas: false,
-});
+/** stabilityai/stable-diffusion-xl-base-1.0 scheduler/scheduler_config.json (the smoke set writes the same). */
+export const SDXL_SCHEDULER_CONFIG: Readonly<Record<string, unknown>> = Object.freeze({ ...SMOKE_SDXL_SCHEDULER_CONFIG });
 
 /** The SDXL config under another class name (what `Other.from_config(sdxl)` reads). */
 export function sdxl(overrides: Record<string, unknown> = {}): Record<string, unknown> {
