@@ -17,7 +17,13 @@ export async function run(args: string[]): Promise<number> {
   const counts: Record<string, number> = {};
   let failed = false;
   for (const dir of positionals) {
-    if (!statSync(dir, { throwIfNoEntry: false })?.isDirectory()) {
+    const st = statSync(dir, { throwIfNoEntry: false });
+    if (!st) {
+      console.log(`${'ERROR'.padEnd(15)} ${dir} (no such file or folder)`);
+      failed = true;
+      continue;
+    }
+    if (!st.isDirectory()) {
       console.log(`${'SKIP'.padEnd(15)} ${dir} (not a case folder)`);
       continue;
     }

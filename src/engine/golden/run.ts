@@ -42,12 +42,25 @@ export async function evaluateCase(dir: string): Promise<CaseResult> {
     const mod = (await import(pathToFileURL(path).href)) as { evaluate: Evaluator };
     const checks = await mod.evaluate(c);
     if (checks.length === 0) return { ...base, status: 'ERROR', checks, error: 'the evaluator checked nothing' };
+    checks.push(...unjudgedOutputs(c, checks));
     return { ...base, status: checks.every((k) => k.pass) ? 'PASS' : 'FAIL', checks };
   } catch (err) {
     return { ...base, status: 'ERROR', checks: [], error: (err as Error).stack ?? String(err) };
   } finally {
     c.close();
   }
+}
+
+/**
+ * Every output case.json lists must be judged by some check (named after it, or naming it as a
+ * prefix, suffix or part, as in `prompt0.tokens` or `n20.step00.noise = TorchGenerator(…)`); an
+ * output nobody checked fails. An evaluator that deliberately leaves one out says so in a check of that name.
+ */
+function unjudgedOutputs(c: GoldenCase, checks: readonly Check[]): Check[] {
+  const outputs = Array.isArray(c.json.outputs) ? (c.json.outputs as unknown[]).filter((o): o is string => typeof o === 'string') : [];
+  const names = checks.map((k) => k.name);
+  const judged = (o: string) => names.some((n) => n === o || n.startsWith(`${o} `) || n.startsWith(`${o}.`) || n.endsWith(`.${o}`) || n.split(/[\s=,()]+/).includes(o));
+  return outputs.filter((o) => !judged(o)).map((o) => ({ name: o, maxAbsError: Infinity, allowed: 0, pass: false, note: 'listed in case.json outputs but not checked' }));
 }
 
 function fmt(x: number): string {

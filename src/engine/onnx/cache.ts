@@ -4,8 +4,9 @@
 // so a directory that exists is complete, even with several processes compiling at once.
 import { createHash, randomBytes } from 'node:crypto';
 import { open, mkdir, readdir, rename, rm, stat, writeFile } from 'node:fs/promises';
-import { existsSync } from 'node:fs';
-import { join } from 'node:path';
+import { existsSync, readFileSync, readdirSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { GRAPH_BUILDER_VERSION, type ModelDef } from './graph-core.js';
 import type { FloatDType } from './dtype.js';
 import { writeModel, type WriteOptions } from './serialize.js';
@@ -44,8 +45,29 @@ export function canonicalJson(value: unknown): string {
   });
 }
 
+let sourceHash: string | undefined;
+
+/**
+ * A hash of the code that builds graphs (this folder and ../nets): any change to a builder makes new
+ * cache entries, so an upgrade never runs a graph compiled by older code — a hand-raised version
+ * number alone was too easy to forget.
+ */
+export function builderSourceHash(): string {
+  if (sourceHash) return sourceHash;
+  const here = dirname(fileURLToPath(import.meta.url));
+  const h = createHash('sha256');
+  for (const dir of [here, join(here, '..', 'nets')]) {
+    if (!existsSync(dir)) continue;
+    for (const f of readdirSync(dir).filter((n) => /\.(ts|js)$/.test(n) && !n.endsWith('.d.ts')).sort()) {
+      h.update(f).update(readFileSync(join(dir, f)));
+    }
+  }
+  sourceHash = h.digest('hex').slice(0, 16);
+  return sourceHash;
+}
+
 export function cacheKeyHash(key: CacheKey): string {
-  const full = { ...key, builderVersion: key.builderVersion ?? GRAPH_BUILDER_VERSION };
+  const full = { ...key, builderVersion: key.builderVersion ?? GRAPH_BUILDER_VERSION, builderSource: builderSourceHash() };
   return createHash('sha256').update(canonicalJson(full)).digest('hex');
 }
 

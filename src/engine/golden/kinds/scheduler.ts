@@ -98,6 +98,9 @@ class RecordedNoise implements NoiseSource {
     const recorded = this.recorded.get(i);
     if (recorded && generated) {
       this.checks.push(compareClose(`${stepName(this.n, i, 'noise')} = TorchGenerator(${this.generator!.seed}).randn`, generated, recorded, RNG_TOLERANCE));
+    } else if (recorded) {
+      // The recorded noise was fed in as input; without a generator to reproduce it, it is unjudged.
+      this.checks.push({ name: stepName(this.n, i, 'noise'), maxAbsError: Infinity, allowed: 0, pass: false, note: 'recorded noise, but the case names no generator seed to reproduce it' });
     }
     const noise = recorded ?? generated;
     if (!noise) throw new Error(`step() drew noise at step ${i}; the reference did not store it and names no generator`);
