@@ -325,3 +325,33 @@ export function thresholdSample(sample: Float32Array, ratio: number, maxValue: n
   }
   return out;
 }
+
+/** ᾱ_t at an integer training timestep; anything else is a clear error. */
+export function alphaAtTimestep(className: string, alphasCumprod: Float32Array, t: number): number {
+  const a = Number.isInteger(t) ? alphasCumprod[t] : undefined;
+  if (a === undefined) {
+    throw new EngineError('bad_timestep', `${className}: timestep ${t} is not an integer in 0..${alphasCumprod.length - 1}`);
+  }
+  return a;
+}
+
+/** √ᾱ_t·x + √(1−ᾱ_t)·ε at an integer training timestep (DDIM, DDPM, PNDM's add_noise). */
+export function addNoiseAtAlpha(className: string, alphasCumprod: Float32Array, original: Float32Array, noise: Float32Array, t: number): Float32Array {
+  const a = alphaAtTimestep(className, alphasCumprod, t);
+  const sqrtA = Math.fround(Math.sqrt(a));
+  const sqrtOneMinusA = Math.fround(Math.sqrt(Math.fround(1 - a)));
+  return original.map((x, i) => sqrtA * x + sqrtOneMinusA * noise[i]!);
+}
+
+/** x + σ·ε at the step of `timestep` (the sigma-space schedulers' add_noise). */
+export function addNoiseAtSigma(className: string, sigmas: Float32Array, timesteps: readonly number[], original: Float32Array, noise: Float32Array, timestep: number): Float32Array {
+  const sigma = sigmas[indexForTimestep(className, timesteps, timestep)]!;
+  return original.map((x, j) => x + noise[j]! * sigma);
+}
+
+/** x / √(σ² + 1): the sigma-space schedulers' scale_model_input. */
+export function scaleBySigma(sample: Float32Array, sigma: number): Float32Array {
+  const f = Math.fround;
+  const scale = f(Math.sqrt(f(f(sigma * sigma) + 1)));
+  return sample.map((x) => x / scale);
+}

@@ -10,6 +10,8 @@
  */
 import { EngineError } from '../errors.js';
 import {
+  addNoiseAtAlpha,
+  alphaAtTimestep,
   alphasCumprod,
   checkSameLength,
   drawNoise,
@@ -90,8 +92,8 @@ export class DDIMScheduler implements Scheduler {
     const eta = options.eta ?? 0;
     const prevTimestep = timestep - Math.floor(c.num_train_timesteps / n);
 
-    const alphaProdT = this.alphaAt(timestep);
-    const alphaProdPrev = prevTimestep >= 0 ? this.alphaAt(prevTimestep) : this.finalAlphaCumprod;
+    const alphaProdT = alphaAtTimestep(NAME, this.alphasCumprod, timestep);
+    const alphaProdPrev = prevTimestep >= 0 ? alphaAtTimestep(NAME, this.alphasCumprod, prevTimestep) : this.finalAlphaCumprod;
     const betaProdT = f32(1 - alphaProdT);
     const sqrtAlpha = f32(Math.sqrt(alphaProdT));
     const sqrtBeta = f32(Math.sqrt(betaProdT));
@@ -150,17 +152,6 @@ export class DDIMScheduler implements Scheduler {
   }
 
   addNoise(original: Float32Array, noise: Float32Array, timestep: number): Float32Array {
-    const a = this.alphaAt(timestep);
-    const sqrtA = f32(Math.sqrt(a));
-    const sqrtOneMinusA = f32(Math.sqrt(f32(1 - a)));
-    return original.map((x, i) => sqrtA * x + sqrtOneMinusA * noise[i]!);
-  }
-
-  private alphaAt(t: number): number {
-    const a = Number.isInteger(t) ? this.alphasCumprod[t] : undefined;
-    if (a === undefined) {
-      throw new EngineError('bad_timestep', `${NAME}: timestep ${t} is not an integer in 0..${this.alphasCumprod.length - 1}`);
-    }
-    return a;
+    return addNoiseAtAlpha(NAME, this.alphasCumprod, original, noise, timestep);
   }
 }

@@ -11,6 +11,8 @@
  */
 import { EngineError } from '../errors.js';
 import {
+  addNoiseAtAlpha,
+  alphaAtTimestep,
   alphasCumprod,
   checkSameLength,
   drawNoise,
@@ -101,8 +103,8 @@ export class DDPMScheduler implements Scheduler {
     checkSameLength(NAME, modelOutput, sample);
 
     const prevT = this.previousTimestep(timestep);
-    const alphaProdT = this.alphaAt(timestep);
-    const alphaProdPrev = prevT >= 0 ? this.alphaAt(prevT) : 1;
+    const alphaProdT = alphaAtTimestep(NAME, this.alphasCumprod, timestep);
+    const alphaProdPrev = prevT >= 0 ? alphaAtTimestep(NAME, this.alphasCumprod, prevT) : 1;
     const betaProdT = f32(1 - alphaProdT);
     const betaProdPrev = f32(1 - alphaProdPrev);
     const currentAlpha = f32(alphaProdT / alphaProdPrev);
@@ -149,24 +151,13 @@ export class DDPMScheduler implements Scheduler {
   }
 
   addNoise(original: Float32Array, noise: Float32Array, timestep: number): Float32Array {
-    const a = this.alphaAt(timestep);
-    const sqrtA = f32(Math.sqrt(a));
-    const sqrtOneMinusA = f32(Math.sqrt(f32(1 - a)));
-    return original.map((x, i) => sqrtA * x + sqrtOneMinusA * noise[i]!);
+    return addNoiseAtAlpha(NAME, this.alphasCumprod, original, noise, timestep);
   }
 
   /** diffusers 0.30: the fixed stride back, whatever the spacing. */
   private previousTimestep(timestep: number): number {
     const n = this.numInferenceSteps ?? this.c.num_train_timesteps;
     return timestep - Math.floor(this.c.num_train_timesteps / n);
-  }
-
-  private alphaAt(t: number): number {
-    const a = Number.isInteger(t) ? this.alphasCumprod[t] : undefined;
-    if (a === undefined) {
-      throw new EngineError('bad_timestep', `${NAME}: timestep ${t} is not an integer in 0..${this.alphasCumprod.length - 1}`);
-    }
-    return a;
   }
 }
 

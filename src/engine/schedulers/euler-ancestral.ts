@@ -10,6 +10,7 @@
  */
 import { EngineError } from '../errors.js';
 import {
+  addNoiseAtSigma,
   alphasCumprod,
   checkSameLength,
   drawNoise,
@@ -19,6 +20,7 @@ import {
   makeBetas,
   requireTimesteps,
   rescaleZeroTerminalSnr,
+  scaleBySigma,
   sigmasFromAlphasCumprod,
 } from './common.js';
 import { BETA_PARAMS, TIMESTEP_SPACINGS, resolveConfig, type ConfigOf, type ConfigSpec } from './config.js';
@@ -83,9 +85,7 @@ export class EulerAncestralDiscreteScheduler implements Scheduler {
 
   scaleModelInput(sample: Float32Array, timestep: number): Float32Array {
     this.stepIndex ??= indexForTimestep(NAME, this.timesteps, timestep);
-    const sigma = this.sigmas[this.stepIndex]!;
-    const scale = f32(Math.sqrt(f32(f32(sigma * sigma) + 1)));
-    return sample.map((x) => x / scale);
+    return scaleBySigma(sample, this.sigmas[this.stepIndex]!);
   }
 
   step(modelOutput: Float32Array, timestep: number, sample: Float32Array, options: StepOptions = {}): Float32Array {
@@ -120,7 +120,6 @@ export class EulerAncestralDiscreteScheduler implements Scheduler {
   }
 
   addNoise(original: Float32Array, noise: Float32Array, timestep: number): Float32Array {
-    const sigma = this.sigmas[indexForTimestep(NAME, this.timesteps, timestep)]!;
-    return original.map((x, j) => x + noise[j]! * sigma);
+    return addNoiseAtSigma(NAME, this.sigmas, this.timesteps, original, noise, timestep);
   }
 }

@@ -10,6 +10,7 @@
  * shared generator advances exactly as in the reference pipeline.
  */
 import {
+  addNoiseAtSigma,
   alphasCumprod,
   checkSameLength,
   drawNoise,
@@ -21,6 +22,7 @@ import {
   makeBetas,
   requireTimesteps,
   rescaleZeroTerminalSnr,
+  scaleBySigma,
   sigmaToT,
   sigmasFromAlphasCumprod,
   torchLinspaceF32,
@@ -122,9 +124,7 @@ export class EulerDiscreteScheduler implements Scheduler {
 
   scaleModelInput(sample: Float32Array, timestep: number): Float32Array {
     this.stepIndex ??= indexForTimestep(NAME, this.timesteps, timestep);
-    const sigma = this.sigmas[this.stepIndex]!;
-    const scale = f32(Math.sqrt(f32(f32(sigma * sigma) + 1)));
-    return sample.map((x) => x / scale);
+    return scaleBySigma(sample, this.sigmas[this.stepIndex]!);
   }
 
   step(modelOutput: Float32Array, timestep: number, sample: Float32Array, options: StepOptions = {}): Float32Array {
@@ -166,8 +166,7 @@ export class EulerDiscreteScheduler implements Scheduler {
   }
 
   addNoise(original: Float32Array, noise: Float32Array, timestep: number): Float32Array {
-    const sigma = this.sigmas[indexForTimestep(NAME, this.timesteps, timestep)]!;
-    return original.map((x, j) => x + noise[j]! * sigma);
+    return addNoiseAtSigma(NAME, this.sigmas, this.timesteps, original, noise, timestep);
   }
 
   /** EDM-style v-prediction models take c_noise = log(σ)/4 as their timestep. */

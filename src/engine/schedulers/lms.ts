@@ -10,6 +10,7 @@
  * because ℓ_k is a polynomial of degree ≤ 3.
  */
 import {
+  addNoiseAtSigma,
   alphasCumprod,
   checkSameLength,
   floatTimesteps,
@@ -19,6 +20,7 @@ import {
   logF32,
   makeBetas,
   requireTimesteps,
+  scaleBySigma,
   sigmaToT,
   sigmasFromAlphasCumprod,
 } from './common.js';
@@ -97,9 +99,7 @@ export class LMSDiscreteScheduler implements Scheduler {
 
   scaleModelInput(sample: Float32Array, timestep: number): Float32Array {
     this.stepIndex ??= indexForTimestep(NAME, this.timesteps, timestep);
-    const sigma = this.sigmas[this.stepIndex]!;
-    const scale = f32(Math.sqrt(f32(f32(sigma * sigma) + 1)));
-    return sample.map((x) => x / scale);
+    return scaleBySigma(sample, this.sigmas[this.stepIndex]!);
   }
 
   step(modelOutput: Float32Array, timestep: number, sample: Float32Array): Float32Array {
@@ -142,8 +142,7 @@ export class LMSDiscreteScheduler implements Scheduler {
   }
 
   addNoise(original: Float32Array, noise: Float32Array, timestep: number): Float32Array {
-    const sigma = this.sigmas[indexForTimestep(NAME, this.timesteps, timestep)]!;
-    return original.map((x, j) => x + noise[j]! * sigma);
+    return addNoiseAtSigma(NAME, this.sigmas, this.timesteps, original, noise, timestep);
   }
 
   /** ∫ from σ_t to σ_{t+1} of the Lagrange basis polynomial of node t - k over nodes t, t-1, …, t-order+1. */

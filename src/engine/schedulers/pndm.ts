@@ -11,6 +11,8 @@
  */
 import { EngineError } from '../errors.js';
 import {
+  addNoiseAtAlpha,
+  alphaAtTimestep,
   alphasCumprod,
   arange,
   checkSameLength,
@@ -194,8 +196,8 @@ export class PNDMScheduler implements Scheduler {
 
   /** Eq. 11: the DDIM-style transfer from t to prevTimestep along ε. */
   private prevSample(sample: Float32Array, t: number, prevTimestep: number, eps: Float32Array): Float32Array {
-    const alphaProdT = this.alphaAt(t);
-    const alphaProdPrev = prevTimestep >= 0 ? this.alphaAt(prevTimestep) : this.finalAlphaCumprod;
+    const alphaProdT = alphaAtTimestep(NAME, this.alphasCumprod, t);
+    const alphaProdPrev = prevTimestep >= 0 ? alphaAtTimestep(NAME, this.alphasCumprod, prevTimestep) : this.finalAlphaCumprod;
     const betaProdT = f32(1 - alphaProdT);
     const betaProdPrev = f32(1 - alphaProdPrev);
     if (this.c.prediction_type === 'v_prediction') {
@@ -214,17 +216,6 @@ export class PNDMScheduler implements Scheduler {
   }
 
   addNoise(original: Float32Array, noise: Float32Array, timestep: number): Float32Array {
-    const a = this.alphaAt(timestep);
-    const sqrtA = f32(Math.sqrt(a));
-    const sqrtOneMinusA = f32(Math.sqrt(f32(1 - a)));
-    return original.map((x, i) => sqrtA * x + sqrtOneMinusA * noise[i]!);
-  }
-
-  private alphaAt(t: number): number {
-    const a = Number.isInteger(t) ? this.alphasCumprod[t] : undefined;
-    if (a === undefined) {
-      throw new EngineError('bad_timestep', `${NAME}: timestep ${t} is not an integer in 0..${this.alphasCumprod.length - 1}`);
-    }
-    return a;
+    return addNoiseAtAlpha(NAME, this.alphasCumprod, original, noise, timestep);
   }
 }
