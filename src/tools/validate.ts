@@ -19,7 +19,6 @@ import type {
   NumberInput,
   OptionSpec,
   ParamValue,
-  RunParams,
   SelectInput,
   TextInput,
   ToolDefinition,

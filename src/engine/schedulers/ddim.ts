@@ -8,7 +8,6 @@
  * with prev = t - num_train_timesteps // num_inference_steps (for every spacing, as diffusers) and
  * ᾱ_prev = final_alpha_cumprod past the start. η = 0 (the default) is deterministic and draws no noise.
  */
-import { EngineError } from '../errors.js';
 import {
   addNoiseAtAlpha,
   alphaAtTimestep,

@@ -18,7 +18,6 @@ import {
   drawNoise,
   integerTimesteps,
   makeBetas,
-  requireTimesteps,
   rescaleZeroTerminalSnr,
   thresholdSample,
 } from './common.js';
