@@ -23,6 +23,7 @@ import { parseVaeConfig } from './nets/vae-config.js';
 import { TorchGenerator } from './rng/torch-cpu.js';
 import { unetWeightShapes } from './nets/unet-shapes.js';
 import { clipStateShapes, vaeStateShapes, type StateShapes } from './pipelines/state-shapes.js';
+import { SDXL_BASE_SCHEDULER } from './pipelines/sdxl-components.js';
 
 /** Where the smoke set lives under $LIKENESS_HOME. */
 export const SMOKE_MODEL_DIR = join('models', 'smoke');
@@ -114,25 +115,8 @@ export const SMOKE_CONFIG = {
   },
 } as const;
 
-/** SDXL base 1.0's scheduler/scheduler_config.json. */
-export const SDXL_SCHEDULER_CONFIG = {
-  _class_name: 'EulerDiscreteScheduler',
-  _diffusers_version: '0.19.0.dev0',
-  beta_end: 0.012,
-  beta_schedule: 'scaled_linear',
-  beta_start: 0.00085,
-  clip_sample: false,
-  interpolation_type: 'linear',
-  num_train_timesteps: 1000,
-  prediction_type: 'epsilon',
-  sample_max_value: 1.0,
-  set_alpha_to_one: false,
-  skip_prk_steps: true,
-  steps_offset: 1,
-  timestep_spacing: 'leading',
-  trained_betas: null,
-  use_karras_sigmas: false,
-} as const;
+/** SDXL base 1.0's scheduler/scheduler_config.json (the smoke set ships the same). */
+export const SDXL_SCHEDULER_CONFIG = SDXL_BASE_SCHEDULER;
 
 /** Words the tiny tokenizer merges whole (everything else falls apart into byte symbols, still valid ids). */
 const SMOKE_WORDS = [

@@ -55,15 +55,24 @@ export interface SdxlParts {
   cacheHits: Record<'text_encoder' | 'text_encoder_2' | 'unet', boolean>;
 }
 
-/** SDXL base 1.0's scheduler config: what a single-file checkpoint runs with. */
+/**
+ * SDXL base 1.0's scheduler/scheduler_config.json, whole: what a single-file checkpoint runs with.
+ * Every key matters once the request switches scheduler (DDIM reads set_alpha_to_one and clip_sample,
+ * PNDM skip_prk_steps), and diffusers' defaults for them differ from SDXL's.
+ */
 export const SDXL_BASE_SCHEDULER: ModelConfig = {
   _class_name: 'EulerDiscreteScheduler',
+  _diffusers_version: '0.19.0.dev0',
   beta_end: 0.012,
   beta_schedule: 'scaled_linear',
   beta_start: 0.00085,
+  clip_sample: false,
   interpolation_type: 'linear',
   num_train_timesteps: 1000,
   prediction_type: 'epsilon',
+  sample_max_value: 1.0,
+  set_alpha_to_one: false,
+  skip_prk_steps: true,
   steps_offset: 1,
   timestep_spacing: 'leading',
   trained_betas: null,
