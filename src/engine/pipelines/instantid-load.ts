@@ -15,10 +15,10 @@ import { createControlNetRunner, type ControlNetRunner } from '../nets/controlne
 import { weightsHashOf } from '../nets/net-session.js';
 import { createResamplerRunner, type ResamplerRunner } from '../nets/resampler.js';
 import { float32Source, prefixedSource, type TensorSource } from '../nets/sdxl-weights.js';
-import { createUnetRunner, ipAdapterSource, type UnetRunner } from '../nets/unet-runner.js';
-import { loadVaeDecoder, parseVaeConfig, vaeScaleFactor, type VaeConfig, type VaeDecoder } from '../nets/vae.js';
+import { createUnetRunner, ipAdapterSource } from '../nets/unet-runner.js';
+import { loadVaeDecoder, parseVaeConfig, vaeScaleFactor, type VaeConfig } from '../nets/vae.js';
 import type { ClipTokenizer } from '../text/clip-tokenizer.js';
-import { SDXL_BASE_SCHEDULER, componentHash, forceZerosFlag, loadTokenizers } from './sdxl-components.js';
+import { SDXL_BASE_SCHEDULER, componentHash, forceZerosFlag, loadTokenizers, type SdxlParts } from './sdxl-components.js';
 
 /** One network's files: its config dict, its weights (diffusers / transformers names) and a cache identity. */
 export interface NetFiles {
@@ -60,20 +60,13 @@ export interface InstantIdLoadOptions {
 }
 
 /** The opened nets and what the pipeline needs besides them. */
-export interface InstantIdNets {
-  tokenizer1: ClipTokenizer;
-  tokenizer2: ClipTokenizer;
-  encoder1: ClipTextEncoder;
-  encoder2: ClipTextEncoder;
-  unet: UnetRunner;
-  vae: VaeDecoder;
+export interface InstantIdNets extends Pick<SdxlParts, 'tokenizer1' | 'tokenizer2' | 'encoder1' | 'encoder2' | 'unet' | 'vae' | 'forceZerosForEmptyPrompt'> {
   vaeConfig: VaeConfig;
   vaeScale: number;
   resampler: ResamplerRunner;
   /** [IdentityNet, …extra ControlNets]. */
   controlNets: ControlNetRunner[];
   schedulerConfig: Record<string, unknown>;
-  forceZerosForEmptyPrompt: boolean;
 }
 
 /** For float32 graphs, every tensor read as float32 (F16 / BF16 files upcast exactly). */
