@@ -48,6 +48,8 @@ export interface InstantIdRunOptions {
   /** Default 30. */
   steps?: number;
   /** Default 5; guidance runs only above 1. */
+  /** diffusers' pipeline `eta`, passed to step(): DDIM's η, TCD's γ. Default 0, as the pipeline's. */
+  eta?: number;
   guidanceScale?: number;
   /** IP-Adapter attention scale; default 0.8. */
   ipAdapterScale?: number;
@@ -259,7 +261,7 @@ export class InstantIdPipeline {
       }, runOptions);
       trace(`step${i}.noise_pred_uncond_text`, noisePred);
       const eps = cfg ? guidance(noisePred.data, g) : noisePred.data;
-      latents = scheduler.step(eps, t, latents, { generator, shape: latentShape });
+      latents = scheduler.step(eps, t, latents, { generator, shape: latentShape, eta: o.eta ?? 0 });
       trace(`step${i}.latents`, { dims: [...latentShape], data: latents });
       o.onProgress?.(i + 1, timesteps.length);
     }

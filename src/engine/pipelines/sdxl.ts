@@ -42,6 +42,8 @@ export interface SdxlGenerateRequest {
   /** Default 50 (diffusers'). */
   steps?: number;
   /** Default 5.0; classifier-free guidance runs only above 1. */
+  /** diffusers' pipeline `eta`, passed to step(): DDIM's η, TCD's γ (TCD-LoRA cards use 0.3). Default 0, as the pipeline's. */
+  eta?: number;
   guidanceScale?: number;
   /** A diffusers scheduler class name; default: the model's scheduler config. */
   scheduler?: string;
@@ -173,7 +175,7 @@ export class SdxlPipeline {
       const input = scheduler.scaleModelInput(cfg ? doubled(latents) : latents, t); // [2B, 4, h, w]
       const out = await run(unet.run({ sample: f32(modelShape, input), timestep: t, encoderHiddenStates: context, textEmbeds, timeIds: ids }, signal ? { signal } : {}));
       const noise = cfg ? guidance(out.data, scale) : out.data;
-      latents = scheduler.step(noise, t, latents, { generator, shape });
+      latents = scheduler.step(noise, t, latents, { generator, shape, eta: request.eta ?? 0 });
       request.onProgress?.(i + 1, total);
     }
 

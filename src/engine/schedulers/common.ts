@@ -355,3 +355,66 @@ export function scaleBySigma(sample: Float32Array, sigma: number): Float32Array 
   const scale = f(Math.sqrt(f(f(sigma * sigma) + 1)));
   return sample.map((x) => x / scale);
 }
+
+// ---------------------------------------------------------------- consistency-distilled schedules (LCM, TCD)
+
+/**
+ * The timesteps of LCM / TCD's `set_timesteps`: the distillation schedule origin_i = i·k − 1 (i = 1..original
+ * steps, k = num_train // original steps; every training timestep when `originalSteps` is null, TCD only),
+ * reversed, then `n` of them at indices floor(np.linspace(0, len, n, endpoint=False)).
+ */
+export function distilledTimesteps(className: string, numTrain: number, originalSteps: number | null, n: number): number[] {
+  checkStepCount(className, n, numTrain);
+  let origin: number[];
+  if (originalSteps !== null) {
+    if (!Number.isSafeInteger(originalSteps) || originalSteps < 1 || originalSteps > numTrain) {
+      throw new EngineError('bad_scheduler_config', `${className}: original_inference_steps must be a whole number in 1..${numTrain}, got ${originalSteps}`);
+    }
+    if (n > originalSteps) {
+      throw new EngineError(
+        'bad_scheduler_steps',
+        `${className}: num_inference_steps ${n} cannot be larger than original_inference_steps ${originalSteps} (the schedule is a subset of the distillation schedule)`,
+      );
+    }
+    const k = Math.floor(numTrain / originalSteps);
+    origin = Array.from({ length: originalSteps }, (_, i) => (i + 1) * k - 1);
+  } else {
+    origin = Array.from({ length: numTrain }, (_, i) => i);
+  }
+  origin.reverse();
+  // np.linspace(0, len, n, endpoint=False): start + i·(len / n), floored.
+  const step = origin.length / n;
+  return Array.from({ length: n }, (_, i) => origin[Math.floor(i * step)]!);
+}
+
+/** x0 and ε from a model output by prediction type (the ᾱ_t parametrisations DDIM, LCM and TCD share). */
+export function predictOriginalAndEpsilon(
+  predictionType: string,
+  alphaProdT: number,
+  sample: Float32Array,
+  modelOutput: Float32Array,
+): { x0: Float32Array; eps: Float32Array } {
+  const sqrtAlpha = f32(Math.sqrt(alphaProdT));
+  const sqrtBeta = f32(Math.sqrt(f32(1 - alphaProdT)));
+  const len = sample.length;
+  const x0 = new Float32Array(len);
+  const eps = new Float32Array(len);
+  for (let i = 0; i < len; i++) {
+    const s = sample[i]!;
+    const m = modelOutput[i]!;
+    switch (predictionType) {
+      case 'epsilon':
+        x0[i] = f32(s - f32(sqrtBeta * m)) / sqrtAlpha;
+        eps[i] = m;
+        break;
+      case 'sample':
+        x0[i] = m;
+        eps[i] = f32(s - f32(sqrtAlpha * m)) / sqrtBeta;
+        break;
+      default: // v_prediction
+        x0[i] = f32(sqrtAlpha * s) - f32(sqrtBeta * m);
+        eps[i] = f32(sqrtAlpha * m) + f32(sqrtBeta * s);
+    }
+  }
+  return { x0, eps };
+}

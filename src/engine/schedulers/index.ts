@@ -16,11 +16,13 @@ import { DPMSolverMultistepScheduler } from './dpm-solver-multistep.js';
 import { EulerAncestralDiscreteScheduler } from './euler-ancestral.js';
 import { EulerDiscreteScheduler } from './euler.js';
 import { FlowMatchEulerDiscreteScheduler } from './flow-match-euler.js';
+import { LCMScheduler } from './lcm.js';
 import { LMSDiscreteScheduler } from './lms.js';
 import { PNDMScheduler } from './pndm.js';
+import { TCDScheduler } from './tcd.js';
 import type { Scheduler, SchedulerName } from './types.js';
 
-export type { NoiseSource, Scheduler, SchedulerName, StepOptions } from './types.js';
+export type { NoiseSource, Scheduler, SchedulerName, StepOptions, StepOutput } from './types.js';
 export {
   DDIMScheduler,
   DDPMScheduler,
@@ -28,8 +30,10 @@ export {
   EulerAncestralDiscreteScheduler,
   EulerDiscreteScheduler,
   FlowMatchEulerDiscreteScheduler,
+  LCMScheduler,
   LMSDiscreteScheduler,
   PNDMScheduler,
+  TCDScheduler,
 };
 
 const CONSTRUCTORS: Record<SchedulerName, new (config: Record<string, unknown>) => Scheduler> = {
@@ -41,9 +45,11 @@ const CONSTRUCTORS: Record<SchedulerName, new (config: Record<string, unknown>) 
   PNDMScheduler,
   DDPMScheduler,
   EulerAncestralDiscreteScheduler,
+  LCMScheduler,
+  TCDScheduler,
 };
 
-/** The schedulers the service offers, in the order it lists them. */
+/** Every scheduler the engine implements, in the order the tool lists its own (the tool offers the seed's eight; LCM and TCD, for LCM-/TCD-LoRAs, follow). */
 export const SCHEDULER_NAMES: readonly SchedulerName[] = Object.freeze(Object.keys(CONSTRUCTORS) as SchedulerName[]);
 
 export function isSchedulerName(name: unknown): name is SchedulerName {

@@ -26,7 +26,15 @@ export type SchedulerName =
   | 'DPMSolverMultistepScheduler'
   | 'PNDMScheduler'
   | 'DDPMScheduler'
-  | 'EulerAncestralDiscreteScheduler';
+  | 'EulerAncestralDiscreteScheduler'
+  | 'LCMScheduler'
+  | 'TCDScheduler';
+
+/** diffusers' step() output: prev_sample and the fields some schedulers add, by diffusers' field name (LCM's `denoised`, TCD's `pred_noised_sample`). */
+export interface StepOutput {
+  prevSample: Float32Array;
+  extras: Readonly<Record<string, Float32Array>>;
+}
 
 /** diffusers' step() keyword arguments; each scheduler reads the ones its diffusers class takes. */
 export interface StepOptions {
@@ -34,7 +42,10 @@ export interface StepOptions {
   generator?: NoiseSource;
   /** Shape of the sample, e.g. [1, 4, 128, 128]: passed to the generator and used to find the batch. Default [length]. */
   shape?: readonly number[];
-  /** DDIM: weight of the noise added per step (0 = deterministic DDIM, 1 = DDPM-like). Default 0. */
+  /**
+   * DDIM: weight of the noise added per step (0 = deterministic DDIM, 1 = DDPM-like), default 0.
+   * TCD: γ, the stochasticity of each step (0 = deterministic), default 0.3 as diffusers' step().
+   */
   eta?: number;
   /** DDIM: recompute eps from the clipped x0. Default false. */
   useClippedModelOutput?: boolean;
@@ -64,6 +75,8 @@ export interface Scheduler {
   scaleModelInput(sample: Float32Array, timestep: number): Float32Array;
   /** One denoising step: the sample at the previous (less noisy) timestep. */
   step(modelOutput: Float32Array, timestep: number, sample: Float32Array, options?: StepOptions): Float32Array;
+  /** step() with its whole output, for schedulers whose diffusers output has more than prev_sample. */
+  stepOutput?(modelOutput: Float32Array, timestep: number, sample: Float32Array, options?: StepOptions): StepOutput;
   /** Noises a clean sample to the level of `timestep` (img2img / inpainting starts). */
   addNoise(original: Float32Array, noise: Float32Array, timestep: number): Float32Array;
 }

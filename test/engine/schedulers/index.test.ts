@@ -5,12 +5,13 @@ import { EngineError } from '../../../src/engine/errors.js';
 import { SCHEDULER_NAMES, createScheduler, isSchedulerName } from '../../../src/engine/schedulers/index.js';
 import { CountingNoise, SDXL_SCHEDULER_CONFIG, denoise, latent } from './fixtures.js';
 
-test('the service offers exactly eight schedulers', () => {
+test('the engine implements the seed tool\'s eight schedulers plus LCM and TCD', () => {
   assert.deepEqual(
     [...SCHEDULER_NAMES].sort(),
     [
       'DDIMScheduler', 'DDPMScheduler', 'DPMSolverMultistepScheduler', 'EulerAncestralDiscreteScheduler',
-      'EulerDiscreteScheduler', 'FlowMatchEulerDiscreteScheduler', 'LMSDiscreteScheduler', 'PNDMScheduler',
+      'EulerDiscreteScheduler', 'FlowMatchEulerDiscreteScheduler', 'LCMScheduler', 'LMSDiscreteScheduler', 'PNDMScheduler',
+      'TCDScheduler',
     ],
   );
   assert.ok(isSchedulerName('DDIMScheduler'));

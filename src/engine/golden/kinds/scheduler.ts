@@ -39,8 +39,11 @@ function parseStandIn(formula: unknown): StandIn {
   };
 }
 
-/** step() keyword arguments besides eps, t, x and generator, mapped onto StepOptions. */
-function parseStepKwargs(stepCall: unknown): StepOptions {
+/**
+ * step() keyword arguments besides eps, t, x and generator, mapped onto StepOptions. A value may be a Python
+ * literal or `runs[N].<key>`: the named entry of this run's record in case.json `loop.runs`.
+ */
+function parseStepKwargs(stepCall: unknown, run: Readonly<Record<string, unknown>> = {}): StepOptions {
   if (typeof stepCall !== 'string') return {};
   const args = /\.step\((.*)\)/.exec(stepCall)?.[1] ?? '';
   const options: StepOptions = {};
@@ -52,6 +55,13 @@ function parseStepKwargs(stepCall: unknown): StepOptions {
     const option = names[key!];
     if (!option) throw new Error(`unsupported step() argument ${key} in ${JSON.stringify(stepCall)}`);
     const value = raw!.trim();
+    const fromRun = /^runs\[N\]\.(\w+)$/.exec(value)?.[1];
+    if (fromRun !== undefined) {
+      const v = run[fromRun];
+      if (typeof v !== 'number' && typeof v !== 'boolean') throw new Error(`step() argument ${key}=${value}: loop.runs has no number ${fromRun} for this run`);
+      (options as Record<string, unknown>)[option] = v;
+      continue;
+    }
     const parsed = value === 'True' ? true : value === 'False' ? false : value === "float('inf')" ? Infinity : Number(value);
     if (typeof parsed === 'number' && Number.isNaN(parsed)) throw new Error(`cannot read step() argument ${key}=${value}`);
     (options as Record<string, unknown>)[option] = parsed;
@@ -108,7 +118,10 @@ class RecordedNoise implements NoiseSource {
   }
 }
 
-function evaluateRun(c: GoldenCase, n: number, x: Float32Array, shape: number[], standIn: StandIn, kwargs: StepOptions): Check[] {
+/** Per-step tensors that are not step() outputs: the rest (`denoised`, `pred_noised_sample`, …) are judged against StepOutput.extras. */
+const STEP_INPUT_NAMES = new Set(['prev_sample', 'noise', 'model_input']);
+
+function evaluateRun(c: GoldenCase, n: number, x: Float32Array, shape: number[], standIn: StandIn, stepCall: unknown): Check[] {
   const io = c.io();
   const tol = c.tolerance;
   const checks: Check[] = [];
@@ -133,7 +146,8 @@ function evaluateRun(c: GoldenCase, n: number, x: Float32Array, shape: number[],
   for (let i = 0; i < scheduler.timesteps.length; i++) {
     if (has(stepName(n, i, 'noise'))) recorded.set(i, io.readFloat32(stepName(n, i, 'noise')));
   }
-  const loop = (c.json.loop ?? {}) as { generator?: unknown; runs?: Record<string, { steps_that_drew_noise?: unknown }> };
+  const loop = (c.json.loop ?? {}) as { generator?: unknown; runs?: Record<string, Record<string, unknown>> };
+  const kwargs = parseStepKwargs(stepCall, loop.runs?.[String(n)]);
   const listed = loop.runs?.[String(n)]?.steps_that_drew_noise;
   const expectedDraws = Array.isArray(listed) ? (listed as number[]) : [...recorded.keys()];
   const seed = seedOf(loop.generator);
@@ -146,9 +160,21 @@ function evaluateRun(c: GoldenCase, n: number, x: Float32Array, shape: number[],
       if (has(stepName(n, i, 'model_input'))) {
         checks.push(compareClose(stepName(n, i, 'model_input'), modelInput, io.readFloat32(stepName(n, i, 'model_input')), tol));
       }
-      sample = scheduler.step(standIn(modelInput, t), t, sample, { ...kwargs, generator: noise, shape });
+      const eps = standIn(modelInput, t);
+      const options = { ...kwargs, generator: noise, shape };
+      const output = scheduler.stepOutput ? scheduler.stepOutput(eps, t, sample, options) : { prevSample: scheduler.step(eps, t, sample, options), extras: {} };
+      sample = output.prevSample;
       if (has(stepName(n, i, 'prev_sample'))) {
         checks.push(compareClose(stepName(n, i, 'prev_sample'), sample, io.readFloat32(stepName(n, i, 'prev_sample')), tol));
+      }
+      const prefix = stepName(n, i, '');
+      for (const name of io.names()) {
+        const field = name.startsWith(prefix) ? name.slice(prefix.length) : undefined;
+        if (field === undefined || STEP_INPUT_NAMES.has(field)) continue;
+        const actual = (output.extras as Record<string, Float32Array | undefined>)[field];
+        checks.push(actual
+          ? compareClose(name, actual, io.readFloat32(name), tol)
+          : { name, maxAbsError: Infinity, allowed: 0, pass: false, note: `${scheduler.name}.step() has no output named ${field}` });
       }
     });
   } catch (err) {
@@ -162,7 +188,6 @@ export function evaluate(c: GoldenCase): Check[] {
   const io = c.io();
   const loop = (c.json.loop ?? {}) as Record<string, unknown>;
   const standIn = parseStandIn(loop.stand_in_model);
-  const kwargs = parseStepKwargs(loop.step_call);
   const x = io.readFloat32('x');
   const shape = io.info('x').shape;
   const checks: Check[] = [];
@@ -175,7 +200,7 @@ export function evaluate(c: GoldenCase): Check[] {
 
   const runs = [...new Set(io.names().flatMap((name) => /^n(\d+)\./.exec(name)?.[1] ?? []))].map(Number).sort((a, b) => b - a);
   if (runs.length === 0) throw new Error('io.safetensors has no nN.* runs');
-  for (const n of runs) checks.push(...evaluateRun(c, n, x, shape, standIn, kwargs));
+  for (const n of runs) checks.push(...evaluateRun(c, n, x, shape, standIn, loop.step_call));
 
   if (io.has('alphas_cumprod')) {
     checks.push(compareClose('alphas_cumprod', createScheduler(c.config).alphasCumprod ?? [], io.readFloat32('alphas_cumprod'), c.tolerance));
