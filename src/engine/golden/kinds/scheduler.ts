@@ -1,6 +1,6 @@
 // Golden kind `scheduler`: a diffusers scheduler's stepping loop driven by a deterministic stand-in model.
 // Everything is read from the case: the config (any scheduler, any options), the runs (every `nN.` prefix
-// in io.safetensors), the stand-in formula and step() keyword arguments (case.json `loop`). Per run it
+// in io.safetensors), the stand-in formula (any expression of the goldens' grammar, ../stand-in.ts) and step() keyword arguments (case.json `loop`). Per run it
 // checks timesteps, sigmas, init_noise_sigma, x_init, then every step's model_input (when stored) and
 // prev_sample, feeding our own sample forward. Noise drawn by step() is replayed from the recorded
 // `nN.stepII.noise`; the generator named in the notes is also checked to reproduce those draws.
@@ -10,34 +10,12 @@ import { TorchGenerator } from '../../rng/torch-cpu.js';
 import { createScheduler } from '../../schedulers/index.js';
 import type { NoiseSource, StepOptions } from '../../schedulers/types.js';
 import type { SafetensorsFile } from '../../formats/safetensors.js';
+import { standInModel, type StandIn } from '../stand-in.js';
 
-const f32 = Math.fround;
 /** Float timesteps are judged by an absolute 1e-4 (case.json's metric); integer ones exactly. */
 const FLOAT_TIMESTEP_TOLERANCE: Tolerance = { atol: 1e-4, rtol: 0 };
 /** torch CPU randn should be reproduced bit-exactly; README allows 1e-6. */
 const RNG_TOLERANCE: Tolerance = { atol: 1e-6, rtol: 0 };
-
-type StandIn = (modelInput: Float32Array, t: number) => Float32Array;
-
-/**
- * Parses `eps = A*tanh(model_input) ± B*cos(t/C)` (or sin). torch computes A·tanh(x) in float32 (A cast to
- * float32), the trigonometric term in float64, then adds it to the float32 tensor as a float32 scalar.
- */
-function parseStandIn(formula: unknown): StandIn {
-  const num = '([-+]?[0-9]*\\.?[0-9]+(?:[eE][-+]?[0-9]+)?)';
-  const re = new RegExp(`^\\s*eps\\s*=\\s*${num}\\s*\\*\\s*tanh\\(\\s*model_input\\s*\\)\\s*([-+])\\s*${num}\\s*\\*\\s*(cos|sin)\\(\\s*t\\s*/\\s*${num}\\s*\\)\\s*$`);
-  const m = typeof formula === 'string' ? re.exec(formula) : null;
-  if (!m) throw new Error(`unsupported stand-in model ${JSON.stringify(formula)}`);
-  const a = f32(Number(m[1]));
-  const sign = m[2] === '-' ? -1 : 1;
-  const b = Number(m[3]);
-  const trig = m[4] === 'sin' ? Math.sin : Math.cos;
-  const c = Number(m[5]);
-  return (x, t) => {
-    const shift = f32(sign * b * trig(t / c));
-    return x.map((v) => f32(a * f32(Math.tanh(v))) + shift);
-  };
-}
 
 /**
  * step() keyword arguments besides eps, t, x and generator, mapped onto StepOptions. A value may be a Python
@@ -187,7 +165,7 @@ function evaluateRun(c: GoldenCase, n: number, x: Float32Array, shape: number[],
 export function evaluate(c: GoldenCase): Check[] {
   const io = c.io();
   const loop = (c.json.loop ?? {}) as Record<string, unknown>;
-  const standIn = parseStandIn(loop.stand_in_model);
+  const standIn = standInModel(loop.stand_in_model);
   const x = io.readFloat32('x');
   const shape = io.info('x').shape;
   const checks: Check[] = [];
