@@ -215,46 +215,51 @@ function resizeSeparable<T extends Uint8Array | Float32Array>(
   const u8 = img.data instanceof Uint8Array;
   const rowLen = width * cn;
   const src = img.data;
+  // Source offsets of every (destination column, tap), edge pixels repeated.
+  const xIndex = new Int32Array(width * ksize);
+  for (let x = 0; x < width; x++) for (let k = 0; k < ksize; k++) xIndex[x * ksize + k] = clampIndex(xt.first[x]! + k, sw) * cn;
+  const xCoef = u8 ? Int32Array.from(xt.coef, (c) => cvRound(c * COEF_SCALE)) : xt.coef;
   // Horizontal pass: [sh, width·cn], integer sums of 11-bit taps for uint8, float for float.
   const hor = u8 ? new Int32Array(sh * rowLen) : new Float32Array(sh * rowLen);
-  const xFirst = xt.first;
-  const xCoef = u8 ? Int32Array.from(xt.coef, (c) => cvRound(c * COEF_SCALE)) : xt.coef;
   for (let y = 0; y < sh; y++) {
     const srow = y * sw * cn;
     const drow = y * rowLen;
     for (let x = 0; x < width; x++) {
-      const f = xFirst[x]!;
+      const t = x * ksize;
       for (let c = 0; c < cn; c++) {
         let v = 0;
-        for (let k = 0; k < ksize; k++) v += src[srow + clampIndex(f + k, sw) * cn + c]! * xCoef[x * ksize + k]!;
+        for (let k = 0; k < ksize; k++) v += src[srow + xIndex[t + k]! + c]! * xCoef[t + k]!;
         hor[drow + x * cn + c] = v;
       }
     }
   }
   const out = (u8 ? new Uint8Array(height * rowLen) : new Float32Array(height * rowLen)) as T;
   const yCoef = u8 ? Int32Array.from(yt.coef, (c) => cvRound(c * COEF_SCALE)) : yt.coef;
-  const rows = new Int32Array(ksize);
+  const acc = u8 ? new Float64Array(rowLen) : new Float64Array(rowLen);
   for (let y = 0; y < height; y++) {
-    for (let k = 0; k < ksize; k++) rows[k] = clampIndex(yt.first[y]! + k, sh) * rowLen;
     const o = y * rowLen;
     if (u8 && ksize === 2) {
+      const r0 = clampIndex(yt.first[y]!, sh) * rowLen;
+      const r1 = clampIndex(yt.first[y]! + 1, sh) * rowLen;
       const b0 = yCoef[y * 2]!;
       const b1 = yCoef[y * 2 + 1]!;
       for (let i = 0; i < rowLen; i++) {
-        out[o + i] = clampU8((((b0 * (hor[rows[0]! + i]! >> 4)) >> 16) + ((b1 * (hor[rows[1]! + i]! >> 4)) >> 16) + 2) >> 2);
+        out[o + i] = clampU8((((b0 * (hor[r0 + i]! >> 4)) >> 16) + ((b1 * (hor[r1 + i]! >> 4)) >> 16) + 2) >> 2);
       }
-    } else if (u8) {
-      for (let i = 0; i < rowLen; i++) {
-        let v = 0;
-        for (let k = 0; k < ksize; k++) v += hor[rows[k]! + i]! * yCoef[y * ksize + k]!;
-        out[o + i] = clampU8(Math.floor((v + (1 << (2 * COEF_BITS - 1))) / (1 << (2 * COEF_BITS))));
-      }
+      continue;
+    }
+    acc.fill(0);
+    for (let k = 0; k < ksize; k++) {
+      const r = clampIndex(yt.first[y]! + k, sh) * rowLen;
+      const b = yCoef[y * ksize + k]!;
+      for (let i = 0; i < rowLen; i++) acc[i] = acc[i]! + hor[r + i]! * b;
+    }
+    if (u8) {
+      const shift = 1 << (2 * COEF_BITS);
+      const half = 1 << (2 * COEF_BITS - 1);
+      for (let i = 0; i < rowLen; i++) out[o + i] = clampU8(Math.floor((acc[i]! + half) / shift));
     } else {
-      for (let i = 0; i < rowLen; i++) {
-        let v = 0;
-        for (let k = 0; k < ksize; k++) v += hor[rows[k]! + i]! * yCoef[y * ksize + k]!;
-        out[o + i] = v;
-      }
+      for (let i = 0; i < rowLen; i++) out[o + i] = acc[i]!;
     }
   }
   return { data: out, width, height, channels: cn };

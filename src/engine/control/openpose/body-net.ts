@@ -107,6 +107,46 @@ function checkConnections(cfg: BodyNetConfig): void {
   }
 }
 
+/**
+ * The channel widths of a body model (names as in the golden case's config): c1 conv1_*, c2 conv2_*,
+ * c3 conv3_*, c4 conv4_1/4_2, c43 conv4_3_CPM, F conv4_4_CPM (the features fed to every stage),
+ * s1 conv5_1..3_CPM_L*, t conv5_4_CPM_L*, m Mconv1..6_stage*_L*.
+ */
+export interface BodyWidths {
+  c1: number; c2: number; c3: number; c4: number; c43: number; F: number; s1: number; t: number; m: number;
+}
+
+/** The released body_pose_model.pth (52.3M parameters). */
+export const RELEASED_BODY_WIDTHS: BodyWidths = { c1: 64, c2: 128, c3: 256, c4: 512, c43: 256, F: 128, s1: 128, t: 512, m: 128 };
+
+/** Every conv's [out, in, k] for the given widths, in forward order (what a weight file must hold). */
+export function bodyConvShapes(w: BodyWidths): Map<string, ConvShape> {
+  const m = new Map<string, ConvShape>();
+  const front: [string, number, number][] = [
+    ['conv1_1', 3, w.c1], ['conv1_2', w.c1, w.c1], ['conv2_1', w.c1, w.c2], ['conv2_2', w.c2, w.c2],
+    ['conv3_1', w.c2, w.c3], ['conv3_2', w.c3, w.c3], ['conv3_3', w.c3, w.c3], ['conv3_4', w.c3, w.c3],
+    ['conv4_1', w.c3, w.c4], ['conv4_2', w.c4, w.c4], ['conv4_3_CPM', w.c4, w.c43], ['conv4_4_CPM', w.c43, w.F],
+  ];
+  for (const [name, inp, out] of front) m.set(name, { out, in: inp, kernel: 3 });
+  for (const branch of [1, 2] as const) {
+    const outs = branch === 1 ? PAF_CHANNELS : HEATMAP_CHANNELS;
+    const [l1, l2, l3, l4, l5] = stageOneLayers(branch) as [string, string, string, string, string];
+    m.set(l1, { out: w.s1, in: w.F, kernel: 3 }).set(l2, { out: w.s1, in: w.s1, kernel: 3 }).set(l3, { out: w.s1, in: w.s1, kernel: 3 });
+    m.set(l4, { out: w.t, in: w.s1, kernel: 1 }).set(l5, { out: outs, in: w.t, kernel: 1 });
+  }
+  for (let t = 2; t <= BODY_STAGES; t++) {
+    for (const branch of [1, 2] as const) {
+      const names = stageLayers(t, branch);
+      names.forEach((name, i) => {
+        const inp = i === 0 ? PAF_CHANNELS + HEATMAP_CHANNELS + w.F : w.m;
+        const out = i === 6 ? (branch === 1 ? PAF_CHANNELS : HEATMAP_CHANNELS) : w.m;
+        m.set(name, { out, in: inp, kernel: i < 5 ? 7 : 1 });
+      });
+    }
+  }
+  return m;
+}
+
 function relu(g: GraphBuilder, x: Tensor): Tensor {
   return g.op('Relu', [x], [{ dtype: x.dtype, shape: x.shape }])[0]!;
 }

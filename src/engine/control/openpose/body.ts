@@ -149,25 +149,31 @@ function reflect(i: number, n: number): number {
   return j;
 }
 
-/** scipy.ndimage.gaussian_filter(map, sigma) on an H × W float64 map: along rows' axis 0, then axis 1. */
+/** scipy.ndimage.gaussian_filter(map, sigma) on an H × W float64 map: along axis 0, then axis 1. */
 export function gaussianFilter(map: Float64Array, width: number, height: number, sigma: number): Float64Array {
   const k = gaussianKernel(sigma);
   const r = (k.length - 1) / 2;
+  // Axis 0: each output row is Σ_i k[i] · (reflected) source row y + i.
   const tmp = new Float64Array(map.length);
   for (let y = 0; y < height; y++) {
-    for (let x = 0; x < width; x++) {
-      let s = 0;
-      for (let i = -r; i <= r; i++) s += map[reflect(y + i, height) * width + x]! * k[i + r]!;
-      tmp[y * width + x] = s;
+    const o = y * width;
+    for (let i = -r; i <= r; i++) {
+      const src = reflect(y + i, height) * width;
+      const w = k[i + r]!;
+      for (let x = 0; x < width; x++) tmp[o + x] = tmp[o + x]! + map[src + x]! * w;
     }
   }
+  // Axis 1: each row padded with its reflection, then a straight correlation.
   const out = new Float64Array(map.length);
+  const line = new Float64Array(width + 2 * r);
+  const pad = Array.from({ length: width + 2 * r }, (_, j) => reflect(j - r, width));
   for (let y = 0; y < height; y++) {
-    const row = y * width;
+    const o = y * width;
+    for (let j = 0; j < line.length; j++) line[j] = tmp[o + pad[j]!]!;
     for (let x = 0; x < width; x++) {
       let s = 0;
-      for (let i = -r; i <= r; i++) s += tmp[row + reflect(x + i, width)]! * k[i + r]!;
-      out[row + x] = s;
+      for (let i = 0; i <= 2 * r; i++) s += line[x + i]! * k[i]!;
+      out[o + x] = s;
     }
   }
   return out;
