@@ -186,8 +186,14 @@ export function findPeaks(maps: BodyMaps, thre1: number = DEFAULTS.thre1): Candi
   let id = 0;
   for (let part = 0; part < BODY_PARTS; part++) {
     const ori = maps.heatmap[part]!;
-    const one = gaussianFilter(ori, W, H, 3);
     const peaks: Candidate[] = [];
+    all.push(peaks);
+    // The filter is a weighted mean (weights > 0, sum 1): nothing exceeds thre1 after it unless something
+    // came close before (the margin covers the weights' rounding), so empty channels skip the filter.
+    let max = -Infinity;
+    for (let i = 0; i < ori.length; i++) if (ori[i]! > max) max = ori[i]!;
+    if (!(max > thre1 * (1 - 1e-9))) continue;
+    const one = gaussianFilter(ori, W, H, 3);
     for (let y = 0; y < H; y++) {
       for (let x = 0; x < W; x++) {
         const v = one[y * W + x]!;
@@ -199,7 +205,6 @@ export function findPeaks(maps: BodyMaps, thre1: number = DEFAULTS.thre1): Candi
         if (v >= up && v >= down && v >= left && v >= right) peaks.push([x, y, ori[y * W + x]!, id++]);
       }
     }
-    all.push(peaks);
   }
   return all;
 }
