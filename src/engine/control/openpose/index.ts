@@ -22,7 +22,7 @@ export { decodeBody, type BodyResult, type Candidate, type PersonRow } from './b
 
 /** Where the service looks for the body model, relative to $LIKENESS_HOME. */
 export const OPENPOSE_BODY_FILE = join('models', 'annotators', 'body_pose_model.pth');
-export const OPENPOSE_DOWNLOAD = 'https://huggingface.co/lllyasviel/Annotators/blob/main/body_pose_model.pth';
+export const OPENPOSE_DOWNLOAD = 'https://huggingface.co/lllyasviel/Annotators/resolve/main/body_pose_model.pth';
 /**
  * What we know of the body model's licence. controlnet_aux's code is Apache-2.0, but its open_pose
  * module says the preprocessor "is licensed by CMU for non-commercial use only", and the weights are
