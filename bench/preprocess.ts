@@ -4,8 +4,8 @@
 // values): the smoke set's, a mid-size one, and the released body_pose_model.pth's (52.3M params).
 //   total    detect(): HWC3 + resize_image, the network, maps back, decode, drawing, final resize
 //   net      the body network alone (one scale, 0.5 · 368 px box)
-//   maps     the 57 output channels ×8 (LANCZOS4), cropped, resized to the detect size
-//   decode   gaussian peaks, limb scoring, person assembly; draw: the pose map
+//   decode   the output channels the decoder reads ×8 (LANCZOS4), cropped and resized to the detect
+//            size, then gaussian peaks, limb scoring, person assembly; draw: the pose map
 // Medians of --rounds runs after one warm-up. No controlnet_aux figure: this machine has no torch.
 // Run: node --import tsx bench/preprocess.ts [--threads N] [--rounds N] [--widths smoke,mid,released]
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -62,19 +62,18 @@ try {
     try {
       for (const size of [512, 1024]) {
         const image = { ...cvResize({ ...photo, channels: 3 }, size, size, 'area'), channels: 3 };
-        const t = { total: [] as number[], net: [] as number[], maps: [] as number[], decode: [] as number[], draw: [] as number[] };
+        const t = { total: [] as number[], net: [] as number[], decode: [] as number[], draw: [] as number[] };
         for (let round = 0; round <= rounds; round++) {
           const [, total] = await time(() => detector.detect(image));
           const detect = resizeImage(hwc3(image), 512);
           const scaled = bodyScaleInput(swapRB(detect), 0.5);
           const [out, netMs] = await time(() => net.run(scaled.input));
-          const [maps, mapsMs] = await time(() => averageMaps(detect.width, detect.height, [{ scaled, out }]));
-          const [pose, decodeMs] = await time(() => decodeBody(maps));
+          const [pose, decodeMs] = await time(() => decodeBody(averageMaps(detect.width, detect.height, [{ scaled, out }])));
           const [, drawMs] = await time(() => drawBodyPose(detect.width, detect.height, pose.candidate, pose.subset));
           if (round === 0) continue;
-          t.total.push(total); t.net.push(netMs); t.maps.push(mapsMs); t.decode.push(decodeMs); t.draw.push(drawMs);
+          t.total.push(total); t.net.push(netMs); t.decode.push(decodeMs); t.draw.push(drawMs);
         }
-        rows.push([spec.describe, `${size}²`, ...[t.total, t.net, t.maps, t.decode, t.draw].map((x) => median(x).toFixed(0))]);
+        rows.push([spec.describe, `${size}²`, ...[t.total, t.net, t.decode, t.draw].map((x) => median(x).toFixed(0))]);
         console.error(`done: ${name} ${size}`);
       }
     } finally {
@@ -87,7 +86,7 @@ try {
 }
 
 console.log(`OpenPose body preprocessing, ms (median of ${rounds}), detect/image resolution 512, ${threads} ORT threads, ${cpus()[0]?.model ?? 'CPU'} × ${cpus().length}`);
-const header = ['body net', 'image', 'total', 'net', 'maps', 'decode', 'draw'];
+const header = ['body net', 'image', 'total', 'net', 'decode', 'draw'];
 const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
 const line = (r: string[]) => `| ${r.map((c, i) => (i < 2 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join(' | ')} |`;
 console.log(line(header));

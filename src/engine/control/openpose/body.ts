@@ -77,18 +77,14 @@ export function bodyScaleInput(bgr: CvImage<Uint8Array>, scale: number, options:
   return { input: { dtype: 'float32', dims: [1, 3, ph, pw], data }, padded: { data: padded, width: pw, height: ph, channels: 3 }, width, height };
 }
 
-/** The network's channels scaled back to the image: ×8 (LANCZOS4), unpadded crop, then to width × height. */
-function mapsBack(out: { dims: readonly number[]; data: Float32Array }, scaled: { width: number; height: number }, width: number, height: number): Float32Array[] {
-  const [, channels, h, w] = out.dims as [number, number, number, number];
+/** One network channel scaled back to the image: ×8 (LANCZOS4), unpadded crop, then to width × height. */
+function channelBack(out: { dims: readonly number[]; data: Float32Array }, c: number, scaled: { width: number; height: number }, width: number, height: number): Float32Array {
+  const [, , h, w] = out.dims as [number, number, number, number];
   const plane = h * w;
-  const planes: Float32Array[] = [];
-  for (let c = 0; c < channels; c++) {
-    const up = cvResize({ data: out.data.subarray(c * plane, (c + 1) * plane).slice(), width: w, height: h, channels: 1 }, w * BODY_STRIDE, h * BODY_STRIDE, 'lanczos4');
-    const crop = new Float32Array(scaled.width * scaled.height);
-    for (let y = 0; y < scaled.height; y++) crop.set(up.data.subarray(y * up.width, y * up.width + scaled.width), y * scaled.width);
-    planes.push(smartResize({ data: crop, width: scaled.width, height: scaled.height, channels: 1 }, width, height).data);
-  }
-  return planes;
+  const up = cvResize({ data: out.data.subarray(c * plane, (c + 1) * plane).slice(), width: w, height: h, channels: 1 }, w * BODY_STRIDE, h * BODY_STRIDE, 'lanczos4');
+  const crop = new Float32Array(scaled.width * scaled.height);
+  for (let y = 0; y < scaled.height; y++) crop.set(up.data.subarray(y * up.width, y * up.width + scaled.width), y * scaled.width);
+  return smartResize({ data: crop, width: scaled.width, height: scaled.height, channels: 1 }, width, height).data;
 }
 
 /** A peak: [x, y, score, id], as a candidate row. */
@@ -102,30 +98,64 @@ export interface BodyResult {
   subset: PersonRow[];
 }
 
-/** The heatmap and PAF averages at image size, float64 planes (channel-major). */
+/**
+ * The heatmap and PAF averages at image size, one float64 plane per channel. Channels are computed
+ * when first read: the decoder never reads the background heatmap, nor the PAFs of limbs without
+ * peaks at both ends, and each channel is 2 resizes of the whole image.
+ */
 export interface BodyMaps {
   width: number;
   height: number;
-  heatmap: Float64Array[];
-  paf: Float64Array[];
+  heatmap(part: number): Float64Array;
+  paf(channel: number): Float64Array;
 }
 
-/** Accumulates the network outputs of each scale as Body does. */
+/** Maps already at image size (tests, or other sources). */
+export function bodyMapsOf(width: number, height: number, heatmap: readonly Float64Array[], paf: readonly Float64Array[]): BodyMaps {
+  return { width, height, heatmap: (c) => heatmap[c]!, paf: (c) => paf[c]! };
+}
+
+/** Accumulates the network outputs of each scale as Body does (lazily, per channel). */
 export function averageMaps(width: number, height: number, runs: readonly { scaled: BodyScaleInput; out: BodyNetOutputs }[]): BodyMaps {
   const n = runs.length;
-  const heatmap = Array.from({ length: HEATMAP_CHANNELS }, () => new Float64Array(width * height));
-  const paf = Array.from({ length: PAF_CHANNELS }, () => new Float64Array(width * height));
-  for (const { scaled, out } of runs) {
+  for (const { out } of runs) {
     if (out.heatmap.dims[1] !== HEATMAP_CHANNELS || out.paf.dims[1] !== PAF_CHANNELS) {
       throw new RangeError(`openpose: the network returned ${out.paf.dims[1]} PAF and ${out.heatmap.dims[1]} heatmap channels, expected ${PAF_CHANNELS} and ${HEATMAP_CHANNELS}`);
     }
-    const heat = mapsBack(out.heatmap, scaled, width, height);
-    const pafs = mapsBack(out.paf, scaled, width, height);
-    // heatmap / n and paf / n are float32 divisions (numpy float32 array by a Python int).
-    heatmap.forEach((acc, c) => { for (let i = 0; i < acc.length; i++) acc[i] = acc[i]! + (acc[i]! + Math.fround(heat[c]![i]! / n)); });
-    paf.forEach((acc, c) => { for (let i = 0; i < acc.length; i++) acc[i] = acc[i]! + Math.fround(pafs[c]![i]! / n); });
   }
-  return { width, height, heatmap, paf };
+  const heat = new Map<number, Float64Array>();
+  const pafs = new Map<number, Float64Array>();
+  const check = (c: number, count: number) => {
+    if (!Number.isInteger(c) || c < 0 || c >= count) throw new RangeError(`openpose: no map channel ${c}`);
+  };
+  return {
+    width, height,
+    heatmap(c) {
+      check(c, HEATMAP_CHANNELS);
+      let acc = heat.get(c);
+      if (acc) return acc;
+      acc = new Float64Array(width * height);
+      for (const { scaled, out } of runs) {
+        // heatmap_avg += heatmap_avg + heatmap / n; the division is float32 (numpy float32 array by an int).
+        const plane = channelBack(out.heatmap, c, scaled, width, height);
+        for (let i = 0; i < acc.length; i++) acc[i] = acc[i]! + (acc[i]! + Math.fround(plane[i]! / n));
+      }
+      heat.set(c, acc);
+      return acc;
+    },
+    paf(c) {
+      check(c, PAF_CHANNELS);
+      let acc = pafs.get(c);
+      if (acc) return acc;
+      acc = new Float64Array(width * height);
+      for (const { scaled, out } of runs) {
+        const plane = channelBack(out.paf, c, scaled, width, height);
+        for (let i = 0; i < acc.length; i++) acc[i] = acc[i]! + Math.fround(plane[i]! / n);
+      }
+      pafs.set(c, acc);
+      return acc;
+    },
+  };
 }
 
 /** scipy.ndimage.gaussian_filter1d weights for σ (truncate 4): exp(−x²/2σ²) normalised, radius int(4σ + 0.5). */
@@ -185,7 +215,7 @@ export function findPeaks(maps: BodyMaps, thre1: number = DEFAULTS.thre1): Candi
   const all: Candidate[][] = [];
   let id = 0;
   for (let part = 0; part < BODY_PARTS; part++) {
-    const ori = maps.heatmap[part]!;
+    const ori = maps.heatmap(part);
     const peaks: Candidate[] = [];
     all.push(peaks);
     // The filter is a weighted mean (weights > 0, sum 1): nothing exceeds thre1 after it unless something
@@ -240,8 +270,8 @@ export function connectLimbs(maps: BodyMaps, peaks: readonly Candidate[][], thre
     const candA = peaks[a - 1]!;
     const candB = peaks[b - 1]!;
     if (candA.length === 0 || candB.length === 0) return undefined;
-    const pafX = maps.paf[MAP_IDX[k]![0] - 19]!;
-    const pafY = maps.paf[MAP_IDX[k]![1] - 19]!;
+    const pafX = maps.paf(MAP_IDX[k]![0] - 19);
+    const pafY = maps.paf(MAP_IDX[k]![1] - 19);
     const scored: [number, number, number][] = [];
     candA.forEach((pa, i) => {
       candB.forEach((pb, j) => {
