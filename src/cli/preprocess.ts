@@ -34,7 +34,7 @@ function positiveInt(values: Values, name: string, fallback: number): number {
   const raw = values[name];
   if (raw === undefined) return fallback;
   const n = Number(raw);
-  if (!Number.isInteger(n) || n < 1 || n > 8192) throw new UsageError(`--${name} must be a whole number from 1 to 8192`);
+  if (!Number.isInteger(n) || n < 64 || n > 4096) throw new UsageError(`--${name} must be a whole number from 64 to 4096`);
   return n;
 }
 

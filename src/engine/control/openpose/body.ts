@@ -99,9 +99,10 @@ export interface BodyResult {
 }
 
 /**
- * The heatmap and PAF averages at image size, one float64 plane per channel. Channels are computed
- * when first read: the decoder never reads the background heatmap, nor the PAFs of limbs without
- * peaks at both ends, and each channel is 2 resizes of the whole image.
+ * The heatmap and PAF averages at image size, one float64 plane per channel, computed on each read:
+ * the decoder reads each channel it needs once (each PAF pair belongs to one limb) and never the
+ * background heatmap, nor the PAFs of limbs without peaks at both ends; so only one plane is alive
+ * at a time, and each costs two resizes of the whole image.
  */
 export interface BodyMaps {
   width: number;
@@ -115,7 +116,7 @@ export function bodyMapsOf(width: number, height: number, heatmap: readonly Floa
   return { width, height, heatmap: (c) => heatmap[c]!, paf: (c) => paf[c]! };
 }
 
-/** Accumulates the network outputs of each scale as Body does (lazily, per channel). */
+/** Accumulates the network outputs of each scale as Body does, one channel at a time. */
 export function averageMaps(width: number, height: number, runs: readonly { scaled: BodyScaleInput; out: BodyNetOutputs }[]): BodyMaps {
   const n = runs.length;
   for (const { out } of runs) {
@@ -123,39 +124,20 @@ export function averageMaps(width: number, height: number, runs: readonly { scal
       throw new RangeError(`openpose: the network returned ${out.paf.dims[1]} PAF and ${out.heatmap.dims[1]} heatmap channels, expected ${PAF_CHANNELS} and ${HEATMAP_CHANNELS}`);
     }
   }
-  const heat = new Map<number, Float64Array>();
-  const pafs = new Map<number, Float64Array>();
-  const check = (c: number, count: number) => {
-    if (!Number.isInteger(c) || c < 0 || c >= count) throw new RangeError(`openpose: no map channel ${c}`);
+  const channel = (kind: 'heatmap' | 'paf', c: number): Float64Array => {
+    const count = kind === 'heatmap' ? HEATMAP_CHANNELS : PAF_CHANNELS;
+    if (!Number.isInteger(c) || c < 0 || c >= count) throw new RangeError(`openpose: no ${kind} channel ${c}`);
+    const acc = new Float64Array(width * height);
+    for (const { scaled, out } of runs) {
+      // The division by n is float32 (a numpy float32 array by a Python int). The heatmap keeps the
+      // reference's heatmap_avg += heatmap_avg + heatmap / n (harmless with one scale).
+      const plane = channelBack(out[kind], c, scaled, width, height);
+      if (kind === 'heatmap') for (let i = 0; i < acc.length; i++) acc[i] = acc[i]! + (acc[i]! + Math.fround(plane[i]! / n));
+      else for (let i = 0; i < acc.length; i++) acc[i] = acc[i]! + Math.fround(plane[i]! / n);
+    }
+    return acc;
   };
-  return {
-    width, height,
-    heatmap(c) {
-      check(c, HEATMAP_CHANNELS);
-      let acc = heat.get(c);
-      if (acc) return acc;
-      acc = new Float64Array(width * height);
-      for (const { scaled, out } of runs) {
-        // heatmap_avg += heatmap_avg + heatmap / n; the division is float32 (numpy float32 array by an int).
-        const plane = channelBack(out.heatmap, c, scaled, width, height);
-        for (let i = 0; i < acc.length; i++) acc[i] = acc[i]! + (acc[i]! + Math.fround(plane[i]! / n));
-      }
-      heat.set(c, acc);
-      return acc;
-    },
-    paf(c) {
-      check(c, PAF_CHANNELS);
-      let acc = pafs.get(c);
-      if (acc) return acc;
-      acc = new Float64Array(width * height);
-      for (const { scaled, out } of runs) {
-        const plane = channelBack(out.paf, c, scaled, width, height);
-        for (let i = 0; i < acc.length; i++) acc[i] = acc[i]! + Math.fround(plane[i]! / n);
-      }
-      pafs.set(c, acc);
-      return acc;
-    },
-  };
+  return { width, height, heatmap: (c) => channel('heatmap', c), paf: (c) => channel('paf', c) };
 }
 
 /** scipy.ndimage.gaussian_filter1d weights for σ (truncate 4): exp(−x²/2σ²) normalised, radius int(4σ + 0.5). */
