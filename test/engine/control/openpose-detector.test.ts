@@ -88,8 +88,9 @@ test('detect: the pose is drawn at the detect size and resized to the image reso
     // 315 × 611 at 160 → 128 × 320 (detect); 72 from that → 64 × 192.
     assert.deepEqual([small.width, small.height], [64, 192]);
     assert.equal(small.data.length, 64 * 192 * 3);
-    const defaults = await detector.detect({ data: photo.data, width: photo.width, height: photo.height });
-    assert.deepEqual([defaults.width, defaults.height], [512, 1024]);
+    // controlnet_aux's defaults: detect and image resolution 512 (a 96 × 72 image → 704 × 512 both times).
+    const defaults = await detector.detect({ data: new Uint8Array(96 * 72 * 3).fill(90), width: 96, height: 72 });
+    assert.deepEqual([defaults.width, defaults.height], [704, 512]);
   } finally {
     await detector.dispose();
   }
