@@ -140,15 +140,30 @@ export function averageMaps(width: number, height: number, runs: readonly { scal
   return { width, height, heatmap: (c) => channel('heatmap', c), paf: (c) => channel('paf', c) };
 }
 
-/** scipy.ndimage.gaussian_filter1d weights for σ (truncate 4): exp(−x²/2σ²) normalised, radius int(4σ + 0.5). */
+/** numpy's pairwise sum of a short float64 array (n ≤ 128: eight running sums, combined in a tree). */
+function numpySum(a: Float64Array): number {
+  const n = a.length;
+  if (n < 8) {
+    let s = 0;
+    for (let i = 0; i < n; i++) s += a[i]!;
+    return s;
+  }
+  if (n > 128) throw new RangeError('numpySum: only short arrays');
+  const r = Array.from({ length: 8 }, (_, j) => a[j]!);
+  const whole = n - (n % 8);
+  for (let i = 8; i < whole; i += 8) for (let j = 0; j < 8; j++) r[j] = r[j]! + a[i + j]!;
+  let s = ((r[0]! + r[1]!) + (r[2]! + r[3]!)) + ((r[4]! + r[5]!) + (r[6]! + r[7]!));
+  for (let i = whole; i < n; i++) s += a[i]!;
+  return s;
+}
+
+/** scipy.ndimage._gaussian_kernel1d: exp(−0.5/σ² · x²) over x = −r..r (r = int(4σ + 0.5)), divided by its sum. */
 function gaussianKernel(sigma: number): Float64Array {
   const radius = Math.trunc(4 * sigma + 0.5);
+  const c = -0.5 / (sigma * sigma);
   const k = new Float64Array(2 * radius + 1);
-  let sum = 0;
-  for (let i = -radius; i <= radius; i++) {
-    k[i + radius] = Math.exp((-0.5 / (sigma * sigma)) * i * i);
-    sum += k[i + radius]!;
-  }
+  for (let i = -radius; i <= radius; i++) k[i + radius] = Math.exp(c * (i * i));
+  const sum = numpySum(k);
   for (let i = 0; i < k.length; i++) k[i] = k[i]! / sum;
   return k;
 }
@@ -161,30 +176,36 @@ function reflect(i: number, n: number): number {
   return j;
 }
 
-/** scipy.ndimage.gaussian_filter(map, sigma) on an H × W float64 map: along axis 0, then axis 1. */
+/**
+ * scipy.ndimage.gaussian_filter(map, sigma) on an H × W float64 map: correlate1d along axis 0, then
+ * axis 1, each in scipy's order for a symmetric kernel: x[0]·k[0], then + (x[−j] + x[j])·k[j] for
+ * j = r … 1.
+ */
 export function gaussianFilter(map: Float64Array, width: number, height: number, sigma: number): Float64Array {
   const k = gaussianKernel(sigma);
   const r = (k.length - 1) / 2;
-  // Axis 0: each output row is Σ_i k[i] · (reflected) source row y + i.
   const tmp = new Float64Array(map.length);
   for (let y = 0; y < height; y++) {
     const o = y * width;
-    for (let i = -r; i <= r; i++) {
-      const src = reflect(y + i, height) * width;
-      const w = k[i + r]!;
-      for (let x = 0; x < width; x++) tmp[o + x] = tmp[o + x]! + map[src + x]! * w;
+    const w0 = k[r]!;
+    for (let x = 0; x < width; x++) tmp[o + x] = map[o + x]! * w0;
+    for (let j = r; j >= 1; j--) {
+      const up = reflect(y - j, height) * width;
+      const down = reflect(y + j, height) * width;
+      const w = k[r - j]!;
+      for (let x = 0; x < width; x++) tmp[o + x] = tmp[o + x]! + (map[up + x]! + map[down + x]!) * w;
     }
   }
-  // Axis 1: each row padded with its reflection, then a straight correlation.
   const out = new Float64Array(map.length);
   const line = new Float64Array(width + 2 * r);
-  const pad = Array.from({ length: width + 2 * r }, (_, j) => reflect(j - r, width));
+  const pad = Array.from({ length: width + 2 * r }, (_, i) => reflect(i - r, width));
   for (let y = 0; y < height; y++) {
     const o = y * width;
-    for (let j = 0; j < line.length; j++) line[j] = tmp[o + pad[j]!]!;
+    for (let i = 0; i < line.length; i++) line[i] = tmp[o + pad[i]!]!;
     for (let x = 0; x < width; x++) {
-      let s = 0;
-      for (let i = 0; i <= 2 * r; i++) s += line[x + i]! * k[i]!;
+      const c = x + r;
+      let s = line[c]! * k[r]!;
+      for (let j = r; j >= 1; j--) s += (line[c - j]! + line[c + j]!) * k[r - j]!;
       out[o + x] = s;
     }
   }
