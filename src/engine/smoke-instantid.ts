@@ -14,12 +14,15 @@
 //   smoke/antelopev2/<detector file name>      a copy of the detector, when one is given
 //   controlnet/controlnet-canny-sdxl-1.0/      catalog ControlNet 454 (only when that slot is empty)
 //   loras/Vintage-Creepy-Creatures.safetensors catalog LoRA 622 (only when that slot is empty)
+//   annotators/body_pose_model.pth             a tiny random openpose body model (torch.save; only when empty)
 // The catalog slots are the real ones (validation checks them), so they are never overwritten.
 import { copyFile, mkdir, writeFile } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { writeSafetensors, type TensorToWrite } from './formats/safetensors-write.js';
 import { writeSmokeLora } from './lora/smoke.js';
+import { OPENPOSE_BODY_FILE } from './control/openpose/index.js';
+import { writeSmokeBodyPoseModel } from './control/openpose/smoke.js';
 import { buildControlNetGraph } from './nets/controlnet.js';
 import { buildResamplerGraph, type ResamplerConfig } from './nets/resampler.js';
 import { parseControlNetConfig, parseUNetConfig } from './nets/unet-config.js';
@@ -178,6 +181,8 @@ export async function writeSmokeInstantIdSet(home: string, options: SmokeInstant
       await writeSmokeLora(lora, { unet: SMOKE_CONFIG.unet, textEncoder: te, textEncoder2: te2 }, { seed: seed + 1 });
       catalog.push(lora);
     }
+    const bodyPose = join(home, OPENPOSE_BODY_FILE);
+    if (!existsSync(bodyPose)) catalog.push(await writeSmokeBodyPoseModel(bodyPose, { seed }));
   }
   return { model, identityNet, ipAdapter, recognizer, ...(detector ? { detector } : {}), catalog };
 }

@@ -221,7 +221,8 @@ function resizeSeparable<T extends Uint8Array | Float32Array>(
   const xCoef = u8 ? Int32Array.from(xt.coef, (c) => cvRound(c * COEF_SCALE)) : xt.coef;
   // Horizontal pass: [sh, width·cn], integer sums of 11-bit taps for uint8, float for float.
   const hor = u8 ? new Int32Array(sh * rowLen) : new Float32Array(sh * rowLen);
-  for (let y = 0; y < sh; y++) {
+  if (!u8 && cn === 1) horizontalF32(src as Float32Array, sw, sh, width, ksize, xIndex, xCoef as Float32Array, hor as Float32Array);
+  else for (let y = 0; y < sh; y++) {
     const srow = y * sw * cn;
     const drow = y * rowLen;
     for (let x = 0; x < width; x++) {
@@ -263,4 +264,18 @@ function resizeSeparable<T extends Uint8Array | Float32Array>(
     }
   }
   return { data: out, width, height, channels: cn };
+}
+
+/** The horizontal pass of one-channel float images (the openpose maps), kept monomorphic for speed. */
+function horizontalF32(src: Float32Array, sw: number, sh: number, width: number, ksize: number, xIndex: Int32Array, xCoef: Float32Array, hor: Float32Array): void {
+  for (let y = 0; y < sh; y++) {
+    const srow = y * sw;
+    const drow = y * width;
+    for (let x = 0; x < width; x++) {
+      const t = x * ksize;
+      let v = 0;
+      for (let k = 0; k < ksize; k++) v += src[srow + xIndex[t + k]!]! * xCoef[t + k]!;
+      hor[drow + x] = v;
+    }
+  }
 }

@@ -3,7 +3,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
-  BODY_PARTS, LIMB_SEQ, assemblePeople, bodyScaleInput, connectLimbs, decodeBody, findPeaks, type BodyMaps, type Candidate, type Connection,
+  BODY_PARTS, LIMB_SEQ, assemblePeople, bodyMapsOf, bodyScaleInput, connectLimbs, decodeBody, findPeaks, type BodyMaps, type Candidate, type Connection,
 } from '../../../src/engine/control/openpose/body.js';
 import { evaluateCase, formatResult } from '../../../src/engine/golden/run.js';
 import { golden } from '../../helpers/paths.js';
@@ -12,16 +12,14 @@ const MAP_IDX = [[31, 32], [39, 40], [33, 34], [35, 36], [41, 42], [43, 44], [19
   [29, 30], [47, 48], [49, 50], [53, 54], [51, 52], [55, 56], [37, 38], [45, 46]];
 
 function emptyMaps(width: number, height: number): BodyMaps {
-  return {
-    width, height,
-    heatmap: Array.from({ length: 19 }, () => new Float64Array(width * height)),
-    paf: Array.from({ length: 38 }, () => new Float64Array(width * height)),
-  };
+  return bodyMapsOf(width, height,
+    Array.from({ length: 19 }, () => new Float64Array(width * height)),
+    Array.from({ length: 38 }, () => new Float64Array(width * height)));
 }
 
 /** A blob of height `amp` (σ px) for part p at (x, y). */
 function blob(maps: BodyMaps, part: number, x: number, y: number, amp = 0.9, sigma = 1.5): void {
-  const m = maps.heatmap[part]!;
+  const m = maps.heatmap(part);
   for (let j = 0; j < maps.height; j++) {
     for (let i = 0; i < maps.width; i++) {
       const v = amp * Math.exp(-((i - x) ** 2 + (j - y) ** 2) / (2 * sigma ** 2));
@@ -34,8 +32,8 @@ function blob(maps: BodyMaps, part: number, x: number, y: number, amp = 0.9, sig
 function field(maps: BodyMaps, k: number, a: readonly [number, number], b: readonly [number, number], magnitude = 1): void {
   const [dx, dy] = [b[0] - a[0], b[1] - a[1]];
   const len = Math.hypot(dx, dy);
-  const px = maps.paf[MAP_IDX[k]![0]! - 19]!;
-  const py = maps.paf[MAP_IDX[k]![1]! - 19]!;
+  const px = maps.paf(MAP_IDX[k]![0]! - 19);
+  const py = maps.paf(MAP_IDX[k]![1]! - 19);
   for (let j = 0; j < maps.height; j++) {
     for (let i = 0; i < maps.width; i++) {
       const t = Math.max(0, Math.min(1, ((i - a[0]) * dx + (j - a[1]) * dy) / (len * len)));

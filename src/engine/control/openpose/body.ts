@@ -77,18 +77,14 @@ export function bodyScaleInput(bgr: CvImage<Uint8Array>, scale: number, options:
   return { input: { dtype: 'float32', dims: [1, 3, ph, pw], data }, padded: { data: padded, width: pw, height: ph, channels: 3 }, width, height };
 }
 
-/** The network's channels scaled back to the image: ×8 (LANCZOS4), unpadded crop, then to width × height. */
-function mapsBack(out: { dims: readonly number[]; data: Float32Array }, scaled: { width: number; height: number }, width: number, height: number): Float32Array[] {
-  const [, channels, h, w] = out.dims as [number, number, number, number];
+/** One network channel scaled back to the image: ×8 (LANCZOS4), unpadded crop, then to width × height. */
+function channelBack(out: { dims: readonly number[]; data: Float32Array }, c: number, scaled: { width: number; height: number }, width: number, height: number): Float32Array {
+  const [, , h, w] = out.dims as [number, number, number, number];
   const plane = h * w;
-  const planes: Float32Array[] = [];
-  for (let c = 0; c < channels; c++) {
-    const up = cvResize({ data: out.data.subarray(c * plane, (c + 1) * plane).slice(), width: w, height: h, channels: 1 }, w * BODY_STRIDE, h * BODY_STRIDE, 'lanczos4');
-    const crop = new Float32Array(scaled.width * scaled.height);
-    for (let y = 0; y < scaled.height; y++) crop.set(up.data.subarray(y * up.width, y * up.width + scaled.width), y * scaled.width);
-    planes.push(smartResize({ data: crop, width: scaled.width, height: scaled.height, channels: 1 }, width, height).data);
-  }
-  return planes;
+  const up = cvResize({ data: out.data.subarray(c * plane, (c + 1) * plane).slice(), width: w, height: h, channels: 1 }, w * BODY_STRIDE, h * BODY_STRIDE, 'lanczos4');
+  const crop = new Float32Array(scaled.width * scaled.height);
+  for (let y = 0; y < scaled.height; y++) crop.set(up.data.subarray(y * up.width, y * up.width + scaled.width), y * scaled.width);
+  return smartResize({ data: crop, width: scaled.width, height: scaled.height, channels: 1 }, width, height).data;
 }
 
 /** A peak: [x, y, score, id], as a candidate row. */
@@ -102,41 +98,72 @@ export interface BodyResult {
   subset: PersonRow[];
 }
 
-/** The heatmap and PAF averages at image size, float64 planes (channel-major). */
+/**
+ * The heatmap and PAF averages at image size, one float64 plane per channel, computed on each read:
+ * the decoder reads each channel it needs once (each PAF pair belongs to one limb) and never the
+ * background heatmap, nor the PAFs of limbs without peaks at both ends; so only one plane is alive
+ * at a time, and each costs two resizes of the whole image.
+ */
 export interface BodyMaps {
   width: number;
   height: number;
-  heatmap: Float64Array[];
-  paf: Float64Array[];
+  heatmap(part: number): Float64Array;
+  paf(channel: number): Float64Array;
 }
 
-/** Accumulates the network outputs of each scale as Body does. */
+/** Maps already at image size (tests, or other sources). */
+export function bodyMapsOf(width: number, height: number, heatmap: readonly Float64Array[], paf: readonly Float64Array[]): BodyMaps {
+  return { width, height, heatmap: (c) => heatmap[c]!, paf: (c) => paf[c]! };
+}
+
+/** Accumulates the network outputs of each scale as Body does, one channel at a time. */
 export function averageMaps(width: number, height: number, runs: readonly { scaled: BodyScaleInput; out: BodyNetOutputs }[]): BodyMaps {
   const n = runs.length;
-  const heatmap = Array.from({ length: HEATMAP_CHANNELS }, () => new Float64Array(width * height));
-  const paf = Array.from({ length: PAF_CHANNELS }, () => new Float64Array(width * height));
-  for (const { scaled, out } of runs) {
+  for (const { out } of runs) {
     if (out.heatmap.dims[1] !== HEATMAP_CHANNELS || out.paf.dims[1] !== PAF_CHANNELS) {
       throw new RangeError(`openpose: the network returned ${out.paf.dims[1]} PAF and ${out.heatmap.dims[1]} heatmap channels, expected ${PAF_CHANNELS} and ${HEATMAP_CHANNELS}`);
     }
-    const heat = mapsBack(out.heatmap, scaled, width, height);
-    const pafs = mapsBack(out.paf, scaled, width, height);
-    // heatmap / n and paf / n are float32 divisions (numpy float32 array by a Python int).
-    heatmap.forEach((acc, c) => { for (let i = 0; i < acc.length; i++) acc[i] = acc[i]! + (acc[i]! + Math.fround(heat[c]![i]! / n)); });
-    paf.forEach((acc, c) => { for (let i = 0; i < acc.length; i++) acc[i] = acc[i]! + Math.fround(pafs[c]![i]! / n); });
   }
-  return { width, height, heatmap, paf };
+  const channel = (kind: 'heatmap' | 'paf', c: number): Float64Array => {
+    const count = kind === 'heatmap' ? HEATMAP_CHANNELS : PAF_CHANNELS;
+    if (!Number.isInteger(c) || c < 0 || c >= count) throw new RangeError(`openpose: no ${kind} channel ${c}`);
+    const acc = new Float64Array(width * height);
+    for (const { scaled, out } of runs) {
+      // The division by n is float32 (a numpy float32 array by a Python int). The heatmap keeps the
+      // reference's heatmap_avg += heatmap_avg + heatmap / n (harmless with one scale).
+      const plane = channelBack(out[kind], c, scaled, width, height);
+      if (kind === 'heatmap') for (let i = 0; i < acc.length; i++) acc[i] = acc[i]! + (acc[i]! + Math.fround(plane[i]! / n));
+      else for (let i = 0; i < acc.length; i++) acc[i] = acc[i]! + Math.fround(plane[i]! / n);
+    }
+    return acc;
+  };
+  return { width, height, heatmap: (c) => channel('heatmap', c), paf: (c) => channel('paf', c) };
 }
 
-/** scipy.ndimage.gaussian_filter1d weights for σ (truncate 4): exp(−x²/2σ²) normalised, radius int(4σ + 0.5). */
+/** numpy's pairwise sum of a short float64 array (n ≤ 128: eight running sums, combined in a tree). */
+function numpySum(a: Float64Array): number {
+  const n = a.length;
+  if (n < 8) {
+    let s = 0;
+    for (let i = 0; i < n; i++) s += a[i]!;
+    return s;
+  }
+  if (n > 128) throw new RangeError('numpySum: only short arrays');
+  const r = Array.from({ length: 8 }, (_, j) => a[j]!);
+  const whole = n - (n % 8);
+  for (let i = 8; i < whole; i += 8) for (let j = 0; j < 8; j++) r[j] = r[j]! + a[i + j]!;
+  let s = ((r[0]! + r[1]!) + (r[2]! + r[3]!)) + ((r[4]! + r[5]!) + (r[6]! + r[7]!));
+  for (let i = whole; i < n; i++) s += a[i]!;
+  return s;
+}
+
+/** scipy.ndimage._gaussian_kernel1d: exp(−0.5/σ² · x²) over x = −r..r (r = int(4σ + 0.5)), divided by its sum. */
 function gaussianKernel(sigma: number): Float64Array {
   const radius = Math.trunc(4 * sigma + 0.5);
+  const c = -0.5 / (sigma * sigma);
   const k = new Float64Array(2 * radius + 1);
-  let sum = 0;
-  for (let i = -radius; i <= radius; i++) {
-    k[i + radius] = Math.exp((-0.5 / (sigma * sigma)) * i * i);
-    sum += k[i + radius]!;
-  }
+  for (let i = -radius; i <= radius; i++) k[i + radius] = Math.exp(c * (i * i));
+  const sum = numpySum(k);
   for (let i = 0; i < k.length; i++) k[i] = k[i]! / sum;
   return k;
 }
@@ -149,30 +176,36 @@ function reflect(i: number, n: number): number {
   return j;
 }
 
-/** scipy.ndimage.gaussian_filter(map, sigma) on an H × W float64 map: along axis 0, then axis 1. */
+/**
+ * scipy.ndimage.gaussian_filter(map, sigma) on an H × W float64 map: correlate1d along axis 0, then
+ * axis 1, each in scipy's order for a symmetric kernel: x[0]·k[0], then + (x[−j] + x[j])·k[j] for
+ * j = r … 1.
+ */
 export function gaussianFilter(map: Float64Array, width: number, height: number, sigma: number): Float64Array {
   const k = gaussianKernel(sigma);
   const r = (k.length - 1) / 2;
-  // Axis 0: each output row is Σ_i k[i] · (reflected) source row y + i.
   const tmp = new Float64Array(map.length);
   for (let y = 0; y < height; y++) {
     const o = y * width;
-    for (let i = -r; i <= r; i++) {
-      const src = reflect(y + i, height) * width;
-      const w = k[i + r]!;
-      for (let x = 0; x < width; x++) tmp[o + x] = tmp[o + x]! + map[src + x]! * w;
+    const w0 = k[r]!;
+    for (let x = 0; x < width; x++) tmp[o + x] = map[o + x]! * w0;
+    for (let j = r; j >= 1; j--) {
+      const up = reflect(y - j, height) * width;
+      const down = reflect(y + j, height) * width;
+      const w = k[r - j]!;
+      for (let x = 0; x < width; x++) tmp[o + x] = tmp[o + x]! + (map[up + x]! + map[down + x]!) * w;
     }
   }
-  // Axis 1: each row padded with its reflection, then a straight correlation.
   const out = new Float64Array(map.length);
   const line = new Float64Array(width + 2 * r);
-  const pad = Array.from({ length: width + 2 * r }, (_, j) => reflect(j - r, width));
+  const pad = Array.from({ length: width + 2 * r }, (_, i) => reflect(i - r, width));
   for (let y = 0; y < height; y++) {
     const o = y * width;
-    for (let j = 0; j < line.length; j++) line[j] = tmp[o + pad[j]!]!;
+    for (let i = 0; i < line.length; i++) line[i] = tmp[o + pad[i]!]!;
     for (let x = 0; x < width; x++) {
-      let s = 0;
-      for (let i = 0; i <= 2 * r; i++) s += line[x + i]! * k[i]!;
+      const c = x + r;
+      let s = line[c]! * k[r]!;
+      for (let j = r; j >= 1; j--) s += (line[c - j]! + line[c + j]!) * k[r - j]!;
       out[o + x] = s;
     }
   }
@@ -185,9 +218,15 @@ export function findPeaks(maps: BodyMaps, thre1: number = DEFAULTS.thre1): Candi
   const all: Candidate[][] = [];
   let id = 0;
   for (let part = 0; part < BODY_PARTS; part++) {
-    const ori = maps.heatmap[part]!;
-    const one = gaussianFilter(ori, W, H, 3);
+    const ori = maps.heatmap(part);
     const peaks: Candidate[] = [];
+    all.push(peaks);
+    // The filter is a weighted mean (weights > 0, sum 1): nothing exceeds thre1 after it unless something
+    // came close before (the margin covers the weights' rounding), so empty channels skip the filter.
+    let max = -Infinity;
+    for (let i = 0; i < ori.length; i++) if (ori[i]! > max) max = ori[i]!;
+    if (!(max > thre1 * (1 - 1e-9))) continue;
+    const one = gaussianFilter(ori, W, H, 3);
     for (let y = 0; y < H; y++) {
       for (let x = 0; x < W; x++) {
         const v = one[y * W + x]!;
@@ -199,7 +238,6 @@ export function findPeaks(maps: BodyMaps, thre1: number = DEFAULTS.thre1): Candi
         if (v >= up && v >= down && v >= left && v >= right) peaks.push([x, y, ori[y * W + x]!, id++]);
       }
     }
-    all.push(peaks);
   }
   return all;
 }
@@ -235,8 +273,8 @@ export function connectLimbs(maps: BodyMaps, peaks: readonly Candidate[][], thre
     const candA = peaks[a - 1]!;
     const candB = peaks[b - 1]!;
     if (candA.length === 0 || candB.length === 0) return undefined;
-    const pafX = maps.paf[MAP_IDX[k]![0] - 19]!;
-    const pafY = maps.paf[MAP_IDX[k]![1] - 19]!;
+    const pafX = maps.paf(MAP_IDX[k]![0] - 19);
+    const pafY = maps.paf(MAP_IDX[k]![1] - 19);
     const scored: [number, number, number][] = [];
     candA.forEach((pa, i) => {
       candB.forEach((pb, j) => {

@@ -22,7 +22,7 @@ export { decodeBody, type BodyResult, type Candidate, type PersonRow } from './b
 
 /** Where the service looks for the body model, relative to $LIKENESS_HOME. */
 export const OPENPOSE_BODY_FILE = join('models', 'annotators', 'body_pose_model.pth');
-export const OPENPOSE_DOWNLOAD = 'https://huggingface.co/lllyasviel/Annotators/blob/main/body_pose_model.pth';
+export const OPENPOSE_DOWNLOAD = 'https://huggingface.co/lllyasviel/Annotators/resolve/main/body_pose_model.pth';
 /**
  * What we know of the body model's licence. controlnet_aux's code is Apache-2.0, but its open_pose
  * module says the preprocessor "is licensed by CMU for non-commercial use only", and the weights are
@@ -32,6 +32,8 @@ export const OPENPOSE_LICENCE = 'CMU OpenPose body model: non-commercial researc
 
 export const DEFAULT_DETECT_RESOLUTION = 512;
 export const DEFAULT_IMAGE_RESOLUTION = 512;
+/** Larger resolutions are refused: the maps are float64 planes of the detect size (4096² = 128 MB each). */
+export const MAX_RESOLUTION = 4096;
 
 /** An HWC image: RGB (channels 3, the default), gray (1) or RGBA (4). */
 export interface PoseImage {
@@ -155,6 +157,9 @@ export class OpenposeDetector {
 
   /** OpenposeDetector.__call__(image, detect_resolution, image_resolution): the pose map, RGB. */
   async detect(image: PoseImage, opts: DetectOptions & { signal?: AbortSignal } = {}): Promise<RgbMap & { people: number }> {
+    for (const [name, v] of [['detectResolution', opts.detectResolution], ['imageResolution', opts.imageResolution]] as const) {
+      if (v !== undefined && !(v >= 1 && v <= MAX_RESOLUTION)) throw new RangeError(`openpose: ${name} ${v} is outside 1..${MAX_RESOLUTION}`);
+    }
     const input = resizeImage(hwc3(image), opts.detectResolution ?? DEFAULT_DETECT_RESOLUTION);
     const pose = await this.estimate(input, opts.signal);
     const canvas = drawBodyPose(input.width, input.height, pose.candidate, pose.subset);

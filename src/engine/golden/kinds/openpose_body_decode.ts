@@ -11,7 +11,7 @@ import { caseNames } from '../net-io.js';
 import { resizeBilinearCv } from '../../face/resize.js';
 import { averageMaps, bodyScaleInput, bodyScales, decodeBody } from '../../control/openpose/body.js';
 import { drawBodyPose } from '../../control/openpose/draw.js';
-import { hwc3, resizeImage, resizeImagePlan, swapRB } from '../../control/openpose/index.js';
+import { DEFAULT_DETECT_RESOLUTION, DEFAULT_IMAGE_RESOLUTION, hwc3, resizeImage, resizeImagePlan, swapRB } from '../../control/openpose/index.js';
 import type { F32 } from '../../nets/net-session.js';
 
 type Json = Record<string, unknown>;
@@ -75,12 +75,9 @@ export function evaluate(c: GoldenCase): Check[] {
     const name = String(item.name);
     const has = (suffix: string) => outputs.has(`${name}.${suffix}`);
     const inputName = `${name}.input_rgb_uint8`;
-    const detectRes = num(item.detect_resolution, NaN);
-    const imageRes = num(item.image_resolution, NaN);
-    if (!Number.isFinite(detectRes) || !Number.isFinite(imageRes)) {
-      checks.push(fail(`${name}.candidate`, 'config item has no detect_resolution / image_resolution'));
-      continue;
-    }
+    // __call__'s defaults where an item does not say.
+    const detectRes = num(item.detect_resolution, DEFAULT_DETECT_RESOLUTION);
+    const imageRes = num(item.image_resolution, DEFAULT_IMAGE_RESOLUTION);
     const shape = io.info(inputName).shape;
     const input = { data: io.read(inputName) as Uint8Array, width: shape[1]!, height: shape[0]!, channels: shape[2] ?? 1 };
     const detect = resizeImage(hwc3(input), detectRes);
