@@ -18,11 +18,15 @@ export { parseDepthAnythingConfig, interpolationForVersion, type DepthAnythingCo
 export { depthInputSize, depthPixelValues, depthToUint8, type DepthPost, type PixelValues } from './transform.js';
 export { buildDepthAnythingGraph, interpolatePositions, DEPTH_IO } from './graph.js';
 
-/** Where to get the weights, for messages (licences checked on the model cards). */
+/**
+ * Where to get the weights, for messages. Licences as the Hugging Face model cards of these (V1, -hf)
+ * repos state them; Depth-Anything-V2's Base/Large/Giant are CC-BY-NC-4.0 (non-commercial) — a V2 file
+ * in the transformers layout loads here too, under its own licence.
+ */
 export const DEPTH_ANYTHING_DOWNLOAD = {
   small: { repo: 'LiheYoung/depth-anything-small-hf', files: ['config.json', 'model.safetensors'], licence: 'Apache-2.0' },
-  base: { repo: 'LiheYoung/depth-anything-base-hf', files: ['config.json', 'model.safetensors'], licence: 'CC-BY-NC-4.0 (non-commercial)' },
-  large: { repo: 'LiheYoung/depth-anything-large-hf', files: ['config.json', 'model.safetensors'], licence: 'CC-BY-NC-4.0 (non-commercial)' },
+  base: { repo: 'LiheYoung/depth-anything-base-hf', files: ['config.json', 'model.safetensors'], licence: 'Apache-2.0' },
+  large: { repo: 'LiheYoung/depth-anything-large-hf', files: ['config.json', 'model.safetensors'], licence: 'Apache-2.0' },
 } as const;
 
 export interface RgbInput {
