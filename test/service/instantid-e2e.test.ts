@@ -135,6 +135,18 @@ test('a face photo by URL, no extra ControlNet, a non-square size → one PNG of
   assert.deepEqual(await pngSizes(task), ['0.png png 128x64']);
 });
 
+test('depth + canny (455 + 454) with IdentityNet, each with its own scale → a PNG; debugoutput names the maps and their image', async () => {
+  const id = await run({
+    ...tiny, inputImageUrl: web.url('/face.png'), selectedControlnetModel: ['455', '454'],
+    'controlnet-depth-sdxl-1.0': 0.6, 'controlnet-canny-sdxl-1.0': 0.3,
+  });
+  const task = await waitForTerminal(s, id, 90_000);
+  assert.equal(task.status, 'task_postprocess_end', String(task.debugerror));
+  assert.deepEqual(await pngSizes(task), ['0.png png 64x64']);
+  assert.match(String(task.debugoutput), /control map depth \(ControlNet 455\) computed from inputImageUrl/);
+  assert.match(String(task.debugoutput), /control map canny \(ControlNet 454\) computed from inputImageUrl/);
+});
+
 test('a photo without a face → task_error with the no-face message, before the model runs', async () => {
   const id = await run({ ...tiny, inputImageUrl: web.url('/rocket.jpg') });
   const task = await waitForTerminal(s, id, 30_000);
