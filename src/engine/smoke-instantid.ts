@@ -136,7 +136,8 @@ async function writeControlNet(dir: string, seed: number, tag: string): Promise<
   await writeSafetensors(join(dir, 'diffusion_pytorch_model.safetensors'), list, { format: 'pt', likeness: 'random weights' });
 }
 
-async function writeDepthAnything(dir: string, seed: number): Promise<void> {
+/** The random Depth Anything of the smoke set (config.json + model.safetensors) into `dir`. */
+export async function writeSmokeDepthAnything(dir: string, seed = 0): Promise<void> {
   const config = smokeDepthAnythingConfig();
   const parsed = parseDepthAnythingConfig(config);
   const shapes = depthAnythingWeightShapes(parsed);
@@ -194,7 +195,7 @@ export async function writeSmokeInstantIdSet(home: string, options: SmokeInstant
   await mkdir(faceDir, { recursive: true });
   const recognizer = join(faceDir, SMOKE_RECOGNIZER);
   await writeRandomRecognizer(recognizer, seed);
-  await writeDepthAnything(join(home, SMOKE_DEPTH_DIR), seed);
+  await writeSmokeDepthAnything(join(home, SMOKE_DEPTH_DIR), seed);
   let detector: string | undefined;
   if (options.detector) {
     detector = join(faceDir, basename(options.detector));
