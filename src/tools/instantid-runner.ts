@@ -15,6 +15,7 @@ import { openSdxlModel } from '../engine/formats/diffusers-folder.js';
 import { loraTargetsOfModel, type LoraTargets } from '../engine/formats/lora-keymap.js';
 import { parsePythonJson } from '../engine/formats/pyjson.js';
 import { resultPng } from '../engine/pipelines/instantid.js';
+import { controlNetConfigAt } from '../engine/pipelines/instantid-controlnet-file.js';
 import { loadTokenizers } from '../engine/pipelines/sdxl-components.js';
 import type { ExecutionProvider } from '../engine/onnx/index.js';
 import { DEFAULT_MAX_LORA_BYTES, LoraCache } from '../service/lora-cache.js';
@@ -140,7 +141,7 @@ export class InstantIdRunner implements ToolRunner {
       try {
         const unet = model.unet.config;
         checkFits(unet, readConfig(parts.identityNet), `the IdentityNet ${parts.identityNet}`, checkpoint.label);
-        controlNets.forEach((p, i) => checkFits(unet, readConfig(p), `ControlNet ${inputs.controlnets[i]!.id} (${p})`, checkpoint.label));
+        controlNets.forEach((p, i) => checkFits(unet, controlNetConfigAt(p), `ControlNet ${inputs.controlnets[i]!.id} (${p})`, checkpoint.label));
         targets = loraTargetsOfModel(model);
         if (checkpoint.tokenizerDir) loadTokenizers(model, checkpoint.tokenizerDir); // a single file carries none: fail now, not at load
       } finally {
