@@ -141,7 +141,7 @@ export async function writeSmokeDepthAnything(dir: string, seed = 0): Promise<vo
   const config = smokeDepthAnythingConfig();
   const parsed = parseDepthAnythingConfig(config);
   const shapes = depthAnythingWeightShapes(parsed);
-  checkAgainstBuilder('Depth Anything', shapes, (w) => buildDepthAnythingGraph(w, parsed, { height: 28, width: 42 }));
+  checkAgainstBuilder('Depth Anything', shapes, (w) => buildDepthAnythingGraph(w, parsed));
   await mkdir(dir, { recursive: true });
   await writeFile(join(dir, 'config.json'), `${JSON.stringify(config, null, 2)}\n`);
   const list = tensors('depth/', shapes, seed).map(([n, t]): [string, TensorToWrite] => [n.slice('depth/'.length), t]);

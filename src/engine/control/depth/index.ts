@@ -1,6 +1,6 @@
 // Depth Anything as the InstantID Space runs it: DepthEstimator.open(a transformers-layout folder or
 // .safetensors with its config.json), estimate(photo) → the 8-bit depth map the depth ControlNet (455)
-// is fed. One compiled graph per network input size (the position table is resized for it).
+// is fed. One compiled graph for every input size; the position table is resized on the host per token grid.
 import { createHash } from 'node:crypto';
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
@@ -11,7 +11,7 @@ import type { RunOptions } from '../../onnx/index.js';
 import { compileAndOpen, f32, outputF32, weightsHashOf, type CompiledNet, type F32, type NetLoadOptions } from '../../nets/net-session.js';
 import { openSources, type TensorSource } from '../../nets/sdxl-weights.js';
 import { parseDepthAnythingConfig, type DepthAnythingConfig, type PositionInterpolation } from './config.js';
-import { DEPTH_IO, buildDepthAnythingGraph } from './graph.js';
+import { DEPTH_IO, buildDepthAnythingGraph, interpolatePositions } from './graph.js';
 import { depthPixelValues, depthToUint8, type DepthPost } from './transform.js';
 
 export { parseDepthAnythingConfig, interpolationForVersion, type DepthAnythingConfig, type PositionInterpolation } from './config.js';
@@ -87,7 +87,10 @@ export function findDepthAnythingFiles(path: string): { config: Record<string, u
 }
 
 export class DepthEstimator {
-  private readonly graphs = new Map<string, Promise<CompiledNet>>();
+  private net: Promise<CompiledNet> | undefined;
+  private table: Float32Array | undefined;
+  /** Resized position tables by token grid ('gh×gw'), a few photo shapes at most. */
+  private readonly positions = new Map<string, F32>();
   private closed = false;
 
   private constructor(
@@ -119,27 +122,38 @@ export class DepthEstimator {
     }
   }
 
-  private graph(height: number, width: number): Promise<CompiledNet> {
+  private graph(): Promise<CompiledNet> {
     if (this.closed) throw new Error('DepthEstimator used after dispose()');
-    const key = `${height}x${width}`;
-    let g = this.graphs.get(key);
-    if (!g) {
-      g = compileAndOpen(
-        this.options,
-        { net: 'depth-anything', weightsHash: this.weightsHash, config: { ...this.config, height, width, code: depthSourceHash() } },
-        () => buildDepthAnythingGraph(this.source, this.config, { height, width, ...(this.options.dtype ? { dtype: this.options.dtype } : {}) }),
-      );
-      this.graphs.set(key, g);
+    this.net ??= compileAndOpen(
+      this.options,
+      { net: 'depth-anything', weightsHash: this.weightsHash, config: { ...this.config, positionInterpolation: undefined, code: depthSourceHash() } },
+      () => buildDepthAnythingGraph(this.source, this.config, this.options.dtype ? { dtype: this.options.dtype } : {}),
+    );
+    return this.net;
+  }
+
+  /** Dinov2's position embeddings for a (gh × gw) token grid, [1, 1 + gh·gw, D]. */
+  private positionsFor(gh: number, gw: number): F32 {
+    const key = `${gh}x${gw}`;
+    let p = this.positions.get(key);
+    if (!p) {
+      this.table ??= this.source.readFloat32('backbone.embeddings.position_embeddings');
+      p = f32([1, 1 + gh * gw, this.config.hidden], interpolatePositions(this.table, this.config, gh, gw));
+      if (this.positions.size >= 16) this.positions.delete(this.positions.keys().next().value!);
+      this.positions.set(key, p);
     }
-    return g;
+    return p;
   }
 
   /** The network alone: [1, 3, H, W] pixel values (sides multiples of 14) → [1, H, W] predicted depth. */
   async predict(pixelValues: F32, runOptions?: RunOptions): Promise<F32> {
     const [b, c, h, w] = pixelValues.dims;
     if (pixelValues.dims.length !== 4 || b !== 1 || c !== 3) throw new Error(`Depth Anything takes [1, 3, H, W] pixel values, got [${pixelValues.dims.join(', ')}]`);
-    const net = await this.graph(h!, w!);
-    return outputF32(await net.session.run({ [DEPTH_IO.input]: pixelValues }, runOptions), DEPTH_IO.output);
+    const p = this.config.patch;
+    if (h! % p !== 0 || w! % p !== 0 || h! < p || w! < p) throw new EngineError('bad_input', `Depth Anything needs an input whose sides are multiples of ${p}, got ${w}×${h}`);
+    const net = await this.graph();
+    const feeds = { [DEPTH_IO.input]: pixelValues, [DEPTH_IO.positions]: this.positionsFor(h! / p, w! / p) };
+    return outputF32(await net.session.run(feeds, runOptions), DEPTH_IO.output);
   }
 
   /** The Space's get_depth_map: the photo (RGB HWC) → its 8-bit depth map at the photo's size. */
@@ -153,8 +167,8 @@ export class DepthEstimator {
   async dispose(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
-    const nets = await Promise.allSettled([...this.graphs.values()]);
-    for (const n of nets) if (n.status === 'fulfilled') await n.value.session.dispose();
+    const net = await this.net?.catch(() => undefined);
+    await net?.session.dispose();
     this.closeFiles();
   }
 }
