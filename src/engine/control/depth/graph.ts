@@ -9,7 +9,7 @@
 //   fusion from the deepest: h = RCU2(h + RCU1(r)) → bilinear (align_corners) to the next size / ×2 → 1×1
 //   head: 3×3 conv → bilinear (align_corners) to (H, W) → 3×3 conv → ReLU → 1×1 conv → ReLU (·max_depth)
 import { EngineError } from '../../errors.js';
-import { GraphBuilder, attr, type ModelDef, type Tensor } from '../../onnx/index.js';
+import { GraphBuilder, attr, type AttentionMode, type ModelDef, type Tensor } from '../../onnx/index.js';
 import { UNKNOWN } from '../../onnx/shape.js';
 import { WeightScope, type TensorSource } from '../../nets/sdxl-weights.js';
 import type { DepthAnythingConfig } from './config.js';
@@ -76,6 +76,8 @@ function residualConvUnit(g: GraphBuilder, w: WeightScope, x: Tensor): Tensor {
 
 export interface DepthGraphOptions {
   dtype?: 'float32' | 'float16';
+  /** 'fused' (com.microsoft.MultiHeadAttention, blockwise on the CPU EP) or 'plain' (MatMul/Softmax/MatMul). */
+  attention?: AttentionMode;
 }
 
 /**
@@ -85,7 +87,7 @@ export interface DepthGraphOptions {
 export function buildDepthAnythingGraph(weights: TensorSource, cfg: DepthAnythingConfig, options: DepthGraphOptions = {}): ModelDef {
   const p = cfg.patch;
   const D = cfg.hidden;
-  const g = new GraphBuilder({ name: 'depth-anything', dtype: options.dtype ?? 'float32', keepIoFloat32: true });
+  const g = new GraphBuilder({ name: 'depth-anything', dtype: options.dtype ?? 'float32', keepIoFloat32: true, ...(options.attention ? { attention: options.attention } : {}) });
   const root = new WeightScope(g, weights, '');
   const bb = root.at('backbone');
   const x = g.input(DEPTH_IO.input, [1, 3, 'H', 'W']);
