@@ -81,8 +81,8 @@ export interface DepthGraphOptions {
 }
 
 /**
- * The graph: pixel_values [1, 3, H, W] (multiples of the patch size) and position_embeddings
- * [1, 1 + (H/14)(W/14), D] (interpolatePositions) → predicted_depth [1, H, W].
+ * The graph: pixel_values [B, 3, H, W] and position_embeddings [1, 1 + gh·gw, D] (interpolatePositions;
+ * gh = H // 14, gw = W // 14) → predicted_depth [B, 14·gh, 14·gw] (the input size when it is a multiple of 14).
  */
 export function buildDepthAnythingGraph(weights: TensorSource, cfg: DepthAnythingConfig, options: DepthGraphOptions = {}): ModelDef {
   const p = cfg.patch;
@@ -90,7 +90,8 @@ export function buildDepthAnythingGraph(weights: TensorSource, cfg: DepthAnythin
   const g = new GraphBuilder({ name: 'depth-anything', dtype: options.dtype ?? 'float32', keepIoFloat32: true, ...(options.attention ? { attention: options.attention } : {}) });
   const root = new WeightScope(g, weights, '');
   const bb = root.at('backbone');
-  const x = g.input(DEPTH_IO.input, [1, 3, 'H', 'W']);
+  const x = g.input(DEPTH_IO.input, ['B', 3, 'H', 'W']);
+  const batch = g.slice(g.shapeOf(x), [0], [1]);
   const positions = g.input(DEPTH_IO.positions, [1, 'T', D]);
   const table = weights.info('backbone.embeddings.position_embeddings').shape;
   if (table[table.length - 1] !== D) throw new EngineError('weight_shape_mismatch', `position_embeddings [${table.join(', ')}] do not end in hidden size ${D}`);
@@ -99,8 +100,9 @@ export function buildDepthAnythingGraph(weights: TensorSource, cfg: DepthAnythin
   const emb = bb.at('embeddings');
   const patches = g.conv2d(x, emb.get('patch_embeddings.projection.weight', [D, 3, p, p]), emb.get('patch_embeddings.projection.bias'), { stride: p });
   const grid = sizeOf(g, patches); // [gh, gw]
-  const tokens = g.transpose(g.reshape(patches, [1, D, -1]), [0, 2, 1]); // [1, N, D]
-  let h = g.add(g.concat([emb.get('cls_token', [1, 1, D]), tokens], 1), positions);
+  const tokens = g.transpose(g.reshape(patches, [0, D, -1]), [0, 2, 1]); // [B, N, D]
+  const cls = g.op('Expand', [emb.get('cls_token', [1, 1, D]), g.concat([batch, g.ints([1, D])], 0)], [{ dtype: tokens.dtype, shape: [x.shape[0]!, 1, D] }])[0]!;
+  let h = g.add(g.concat([cls, tokens], 1), positions);
 
   // Encoder; hidden state i is after layer i (0 = embeddings).
   const wanted = new Set(cfg.outIndices);
@@ -114,19 +116,19 @@ export function buildDepthAnythingGraph(weights: TensorSource, cfg: DepthAnythin
 
   // Neck: reassemble + 3×3 convs.
   const neck = root.at('neck');
-  const gridShape = g.concat([g.ints([1]), grid, g.ints([D])], 0);
+  const gridShape = g.concat([batch, grid, g.ints([D])], 0);
   const features = cfg.outIndices.map((idx, i) => g.scope(`neck.${i}`, () => {
     let s = states.get(idx)!;
     if (cfg.applyLayernorm) s = g.layerNorm(s, bb.get('layernorm.weight'), bb.get('layernorm.bias'), { eps: cfg.layerNormEps });
     s = g.slice(s, [1], [2147483647], [1]); // drop cls
-    s = g.transpose(g.reshape(s, gridShape), [0, 3, 1, 2]); // [1, D, gh, gw]
+    s = g.transpose(g.reshape(s, gridShape), [0, 3, 1, 2]); // [B, D, gh, gw]
     const layer = neck.at(`reassemble_stage.layers.${i}`);
     s = conv(g, layer.at('projection'), s);
     const f = cfg.reassembleFactors[i]!;
     if (f > 1) {
       const rw = layer.get('resize.weight');
       const [, cout, kh, kw] = rw.shape as number[];
-      s = g.op('ConvTranspose', [s, rw, layer.maybe('resize.bias')], [{ dtype: s.dtype, shape: [1, cout!, UNKNOWN, UNKNOWN] }], {
+      s = g.op('ConvTranspose', [s, rw, layer.maybe('resize.bias')], [{ dtype: s.dtype, shape: [s.shape[0]!, cout!, UNKNOWN, UNKNOWN] }], {
         kernel_shape: attr.ints([kh!, kw!]), strides: attr.ints([f, f]),
       })[0]!;
     } else if (f < 1) {

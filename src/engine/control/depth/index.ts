@@ -146,14 +146,17 @@ export class DepthEstimator {
     return p;
   }
 
-  /** The network alone: [1, 3, H, W] pixel values (sides multiples of 14) → [1, H, W] predicted depth. */
+  /**
+   * The network alone, as transformers' forward: [B, 3, H, W] pixel values → [B, 14·(H // 14), 14·(W // 14)]
+   * predicted depth (the input size for sides that are multiples of 14, as the Space's resize makes them).
+   */
   async predict(pixelValues: F32, runOptions?: RunOptions): Promise<F32> {
     const [b, c, h, w] = pixelValues.dims;
-    if (pixelValues.dims.length !== 4 || b !== 1 || c !== 3) throw new Error(`Depth Anything takes [1, 3, H, W] pixel values, got [${pixelValues.dims.join(', ')}]`);
+    if (pixelValues.dims.length !== 4 || !b || c !== 3) throw new EngineError('bad_input', `Depth Anything takes [B, 3, H, W] pixel values, got [${pixelValues.dims.join(', ')}]`);
     const p = this.config.patch;
-    if (h! % p !== 0 || w! % p !== 0 || h! < p || w! < p) throw new EngineError('bad_input', `Depth Anything needs an input whose sides are multiples of ${p}, got ${w}×${h}`);
+    if (h! < p || w! < p) throw new EngineError('bad_input', `Depth Anything needs an input of at least ${p}×${p} pixels, got ${w}×${h}`);
     const net = await this.graph();
-    const feeds = { [DEPTH_IO.input]: pixelValues, [DEPTH_IO.positions]: this.positionsFor(h! / p, w! / p) };
+    const feeds = { [DEPTH_IO.input]: pixelValues, [DEPTH_IO.positions]: this.positionsFor(Math.floor(h! / p), Math.floor(w! / p)) };
     return outputF32(await net.session.run(feeds, runOptions), DEPTH_IO.output);
   }
 
