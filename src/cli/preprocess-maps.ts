@@ -68,12 +68,15 @@ async function guarded(fn: () => Promise<number>): Promise<number> {
   }
 }
 
-const DEPTH_HELP = `usage: likeness preprocess depth IMAGE -o OUT.png [--model DIR] [--threads N]
+const DEPTH_HELP = `usage: likeness preprocess depth IMAGE -o OUT.png [--model DIR] [--threads N] [--positions MODE]
 ${COMMON}
   --model DIR        Depth Anything in the transformers layout: config.json + model.safetensors
                      (default $LIKENESS_HOME/models/depth-anything; download them from
                      ${DEPTH_ANYTHING_DOWNLOAD.small.repo}, ${DEPTH_ANYTHING_DOWNLOAD.small.licence})
   --threads N        ONNX Runtime intra-op threads
+  --positions MODE   Dinov2's position-embedding interpolation: scale_factor (the original repo the
+                     InstantID Space runs; transformers ≤ 4.45) or size (transformers ≥ 4.46); default:
+                     what the config's transformers_version implies
 
 Writes the 8-bit depth map (near = bright) the depth ControlNet (455) gets: the InstantID Space's
 get_depth_map (lower bound 518, multiple of 14, min-max to 0..255).`;
@@ -88,18 +91,22 @@ export const PREPROCESS_MAPS: readonly PreprocessEntry[] = [
     name: 'depth',
     summary: 'the depth map (Depth Anything) for ControlNet 455',
     run: (args) => guarded(async () => {
-      const p = parse('depth', DEPTH_HELP, args, { model: { type: 'string' }, threads: { type: 'string' }, home: { type: 'string' } });
+      const p = parse('depth', DEPTH_HELP, args, { model: { type: 'string' }, threads: { type: 'string' }, home: { type: 'string' }, positions: { type: 'string' } });
       if (typeof p === 'number') return p;
+      const positions = p.values.positions;
+      if (positions !== undefined && positions !== 'size' && positions !== 'scale_factor') return fail('--positions is size or scale_factor');
       const home = loadConfig(typeof p.values.home === 'string' ? { home: p.values.home } : {}).home;
       const model = typeof p.values.model === 'string' ? p.values.model : join(home, 'models', 'depth-anything');
       const threads = p.values.threads === undefined ? undefined : Number(p.values.threads);
       const img = await picture(p);
-      const est = await DepthEstimator.open(model, { cacheDir: join(home, 'cache', 'onnx'), ...(threads ? { session: { intraOpThreads: threads } } : {}) });
+      const est = await DepthEstimator.open(model, {
+        cacheDir: join(home, 'cache', 'onnx'), ...(threads ? { session: { intraOpThreads: threads } } : {}), ...(positions ? { positionInterpolation: positions } : {}),
+      });
       try {
         const t0 = performance.now();
         const map = await est.estimate(img);
         await writePng(p.out, map.data, map.width, map.height, 1);
-        console.log(`${p.out}: depth ${map.width}×${map.height} (network input ${map.netWidth}×${map.netHeight}) in ${((performance.now() - t0) / 1000).toFixed(2)} s`);
+        console.log(`${p.out}: depth ${map.width}×${map.height} (network input ${map.netWidth}×${map.netHeight}, position interpolation ${est.config.positionInterpolation}) in ${((performance.now() - t0) / 1000).toFixed(2)} s`);
       } finally {
         await est.dispose();
       }
