@@ -10,8 +10,8 @@ const verbs: Record<string, Verb> = {
   task: { summary: 'show, kill or cancel a task: task detail|kill|cancel ID_OR_TOKEN', load: () => import('./cli/task.js') },
   faces: { summary: 'detect faces in a photo (box, score, 5 keypoints)', load: () => import('./cli/faces.js') },
   generate: { summary: 'text-to-image with an SDXL model (diffusers folder or single-file checkpoint)', load: () => import('./cli/generate.js') },
+  preprocess: { summary: 'write the control map a ControlNet gets: preprocess openpose|depth|canny IMAGE -o OUT.png', load: () => import('./cli/preprocess.js') },
   models: { summary: 'write the smoke model set (tiny, random weights): models smoke', load: () => import('./cli/models.js') },
-  preprocess: { summary: 'write the control map a ControlNet would get from an image: preprocess openpose IMAGE -o OUT.png', load: () => import('./cli/preprocess.js') },
 };
 
 function usage(): string {

@@ -2,7 +2,8 @@
 // adds — an IdentityNet (a ControlNet of the smoke UNet's sizes), an ip-adapter of the smoke sizes
 // (Resampler `image_proj.*` + `ip_adapter.N.to_k_ip / to_v_ip`, written as safetensors: openWeights
 // tells safetensors from a torch pickle by its first bytes, so the loader takes it as ip-adapter.bin's
-// stand-in), a canny ControlNet, a kohya LoRA, and a tiny RANDOM 512-d face recognition graph.
+// stand-in), canny / depth / openpose ControlNets, a tiny RANDOM Depth Anything (transformers layout),
+// a kohya LoRA, and a tiny RANDOM 512-d face recognition graph.
 // Everything draws noise. The face DETECTOR is not written (insightface's models are licensed for
 // non-commercial research only and are not ours to ship): give a path to an SCRFD .onnx to copy in.
 //
@@ -12,7 +13,10 @@
 //   smoke/instantid/ip-adapter.safetensors     Resampler + IP-Adapter weights
 //   smoke/antelopev2/glintr100.onnx            random recognizer (112×112×3 → 512)
 //   smoke/antelopev2/<detector file name>      a copy of the detector, when one is given
+//   smoke/depth-anything/                      random Depth Anything (config.json + model.safetensors)
 //   controlnet/controlnet-canny-sdxl-1.0/      catalog ControlNet 454 (only when that slot is empty)
+//   controlnet/controlnet-depth-sdxl-1.0/      catalog ControlNet 455 (only when that slot is empty)
+//   controlnet/controlnet-openpose-sdxl-1.0/   catalog ControlNet 458 (only when that slot is empty)
 //   loras/Vintage-Creepy-Creatures.safetensors catalog LoRA 622 (only when that slot is empty)
 //   annotators/body_pose_model.pth             a tiny random openpose body model (torch.save; only when empty)
 // The catalog slots are the real ones (validation checks them), so they are never overwritten.
@@ -20,6 +24,9 @@ import { copyFile, mkdir, writeFile } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { writeSafetensors, type TensorToWrite } from './formats/safetensors-write.js';
+import { parseDepthAnythingConfig } from './control/depth/config.js';
+import { buildDepthAnythingGraph } from './control/depth/graph.js';
+import { depthAnythingWeightShapes } from './control/depth/shapes.js';
 import { writeSmokeLora } from './lora/smoke.js';
 import { OPENPOSE_BODY_FILE } from './control/openpose/index.js';
 import { writeSmokeBodyPoseModel } from './control/openpose/smoke.js';
@@ -38,6 +45,25 @@ export const SMOKE_FACE_DIR = join(SMOKE_MODEL_DIR, 'antelopev2');
 export const SMOKE_RECOGNIZER = 'glintr100.onnx';
 /** Catalog slots the smoke set fills when they are empty. */
 export const SMOKE_CANNY_DIR = join('models', 'controlnet', 'controlnet-canny-sdxl-1.0');
+export const SMOKE_DEPTH_CONTROLNET_DIR = join('models', 'controlnet', 'controlnet-depth-sdxl-1.0');
+export const SMOKE_OPENPOSE_CONTROLNET_DIR = join('models', 'controlnet', 'controlnet-openpose-sdxl-1.0');
+/** The random Depth Anything, where the tool's depth preprocessor looks for the smoke set's copy. */
+export const SMOKE_DEPTH_DIR = join(SMOKE_MODEL_DIR, 'depth-anything');
+
+/** A tiny Depth Anything config.json (transformers layout, Dinov2 inside): V1's structure at toy width. */
+export function smokeDepthAnythingConfig(): Record<string, unknown> {
+  return {
+    model_type: 'depth_anything',
+    architectures: ['DepthAnythingForDepthEstimation'],
+    backbone_config: {
+      model_type: 'dinov2', hidden_size: 16, num_hidden_layers: 4, num_attention_heads: 2, mlp_ratio: 2, patch_size: 14,
+      image_size: 518, layer_norm_eps: 1e-6, hidden_act: 'gelu', apply_layernorm: true, reshape_hidden_states: false, out_indices: [1, 2, 3, 4],
+    },
+    reassemble_hidden_size: 16, patch_size: 14, reassemble_factors: [4, 2, 1, 0.5], neck_hidden_sizes: [4, 6, 8, 8],
+    fusion_hidden_size: 8, head_in_index: -1, head_hidden_size: 4, depth_estimation_type: 'relative', max_depth: 1,
+    likeness: 'random weights (smoke set)',
+  };
+}
 export const SMOKE_LORA_FILE = join('models', 'loras', 'Vintage-Creepy-Creatures.safetensors');
 
 /** The Resampler of the smoke set: InstantID's structure (16 queries, 512-d input) at toy width. */
@@ -113,6 +139,18 @@ async function writeControlNet(dir: string, seed: number, tag: string): Promise<
   await writeSafetensors(join(dir, 'diffusion_pytorch_model.safetensors'), list, { format: 'pt', likeness: 'random weights' });
 }
 
+/** The random Depth Anything of the smoke set (config.json + model.safetensors) into `dir`. */
+export async function writeSmokeDepthAnything(dir: string, seed = 0): Promise<void> {
+  const config = smokeDepthAnythingConfig();
+  const parsed = parseDepthAnythingConfig(config);
+  const shapes = depthAnythingWeightShapes(parsed);
+  checkAgainstBuilder('Depth Anything', shapes, (w) => buildDepthAnythingGraph(w, parsed));
+  await mkdir(dir, { recursive: true });
+  await writeFile(join(dir, 'config.json'), `${JSON.stringify(config, null, 2)}\n`);
+  const list = tensors('depth/', shapes, seed).map(([n, t]): [string, TensorToWrite] => [n.slice('depth/'.length), t]);
+  await writeSafetensors(join(dir, 'model.safetensors'), list, { format: 'pt', likeness: 'random weights' });
+}
+
 /** A tiny random recognizer: [N, 3, 112, 112] → per-pixel mix to [N, 12] → [N, 512]. Not a face model. */
 export async function writeRandomRecognizer(path: string, seed = 0): Promise<void> {
   const S = 112;
@@ -131,7 +169,7 @@ export interface SmokeInstantIdOptions {
   seed?: number;
   /** An SCRFD detector .onnx (with keypoints) to copy into the set; without it face analysis needs antelopev2. */
   detector?: string;
-  /** Fill the empty catalog slots (canny ControlNet 454, LoRA 622). Default true. */
+  /** Fill the empty catalog slots (ControlNets 454, 455, 458, LoRA 622). Default true. */
   catalog?: boolean;
 }
 
@@ -160,6 +198,7 @@ export async function writeSmokeInstantIdSet(home: string, options: SmokeInstant
   await mkdir(faceDir, { recursive: true });
   const recognizer = join(faceDir, SMOKE_RECOGNIZER);
   await writeRandomRecognizer(recognizer, seed);
+  await writeSmokeDepthAnything(join(home, SMOKE_DEPTH_DIR), seed);
   let detector: string | undefined;
   if (options.detector) {
     detector = join(faceDir, basename(options.detector));
@@ -167,11 +206,16 @@ export async function writeSmokeInstantIdSet(home: string, options: SmokeInstant
   }
   const catalog: string[] = [];
   if (options.catalog ?? true) {
-    const canny = join(home, SMOKE_CANNY_DIR);
-    if (!existsSync(join(canny, 'config.json'))) {
-      await writeControlNet(canny, seed, 'canny');
-      await writeFile(join(canny, 'README.md'), 'Written by `likeness models smoke`: a RANDOM ControlNet of the smoke model\'s sizes. Replace it with diffusers/controlnet-canny-sdxl-1.0.\n');
-      catalog.push(canny);
+    for (const [slot, tag, real] of [
+      [SMOKE_CANNY_DIR, 'canny', 'diffusers/controlnet-canny-sdxl-1.0'],
+      [SMOKE_DEPTH_CONTROLNET_DIR, 'depth', 'diffusers/controlnet-depth-sdxl-1.0'],
+      [SMOKE_OPENPOSE_CONTROLNET_DIR, 'openpose', 'thibaud/controlnet-openpose-sdxl-1.0'],
+    ] as const) {
+      const dir = join(home, slot);
+      if (existsSync(join(dir, 'config.json'))) continue;
+      await writeControlNet(dir, seed, tag);
+      await writeFile(join(dir, 'README.md'), `Written by \`likeness models smoke\`: a RANDOM ControlNet of the smoke model's sizes. Replace it with ${real}.\n`);
+      catalog.push(dir);
     }
     const lora = join(home, SMOKE_LORA_FILE);
     if (!existsSync(lora)) {

@@ -6,7 +6,8 @@
  *   checkpoints/<name>.safetensors   an SDXL single-file checkpoint (A1111 / Civitai), or
  *   checkpoints/<name>/              a diffusers folder (model_index.json, unet/, vae/, …)
  *   loras/<name>.safetensors         a LoRA file (kohya or diffusers format)
- *   controlnet/<name>/               a diffusers ControlNet folder (config.json + weights)
+ *   controlnet/<name>/               a diffusers ControlNet folder (config.json + weights), or
+ *   controlnet/<name>.safetensors    its weights file alone (config beside it as <name>.json, else read from the shapes)
  * <name> is the option's generate-setting id when it has one (that is Wiro's own slug for the model,
  * and the field that carries its scale), else the last part of its label with spaces as '-':
  *   LoRAs       622 Vintage-Creepy-Creatures · 480 Minimalist-Flat-Icons-v1.0 · 938 Roman-Everything-SDXL
@@ -55,7 +56,7 @@ function candidatesFor(dir: string, kind: CatalogKind, names: readonly string[])
     const file = join(dir, `${name}.safetensors`);
     const folder = join(dir, name);
     if (kind === 'lora') return [file];
-    if (kind === 'controlnet') return [folder];
+    if (kind === 'controlnet') return [folder, file];
     return [file, folder];
   });
 }
@@ -101,7 +102,9 @@ export function notInstalledMessage(inputId: string, model: CatalogModel): strin
     return `Request parameter [${inputId}] ${model.id} is not a ${what} of this server: upload it first ` +
       `(the operator saves it as ${model.candidates[0]})`;
   }
-  const layout = model.kind === 'controlnet' ? 'its diffusers folder (config.json and weights)' : model.kind === 'checkpoint'
+  const layout = model.kind === 'controlnet'
+    ? `its diffusers folder (config.json and weights), or its diffusers weights file as ${model.candidates[1] ?? 'a .safetensors beside it'},`
+    : model.kind === 'checkpoint'
     ? 'its .safetensors file (or diffusers folder)' : 'its .safetensors file';
   return `Request parameter [${inputId}] ${model.id} (${model.label}) is not installed on this server: ` +
     `the operator installs it by saving ${layout} as ${model.candidates[0]}`;

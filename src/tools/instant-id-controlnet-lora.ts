@@ -133,6 +133,7 @@ const CONTROLNET_DESCRIPTION =
 export const CONTROLNET_OPTIONS: readonly OptionSpec[] = [
   {
     value: '458',
+    preprocessor: 'openpose',
     label: 'thibaud/controlnet-openpose-sdxl-1.0',
     description: CONTROLNET_DESCRIPTION,
     triggerwords: [],
@@ -140,6 +141,7 @@ export const CONTROLNET_OPTIONS: readonly OptionSpec[] = [
   },
   {
     value: '455',
+    preprocessor: 'depth',
     label: 'diffusers/controlnet-depth-sdxl-1.0',
     description: CONTROLNET_DESCRIPTION,
     triggerwords: [],
@@ -147,6 +149,7 @@ export const CONTROLNET_OPTIONS: readonly OptionSpec[] = [
   },
   {
     value: '454',
+    preprocessor: 'canny',
     label: 'diffusers/controlnet-canny-sdxl-1.0',
     description: CONTROLNET_DESCRIPTION,
     triggerwords: [],

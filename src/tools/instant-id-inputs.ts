@@ -5,6 +5,7 @@
  * error and throws.
  */
 import { SCHEDULERS, type SchedulerName } from './instant-id-controlnet-lora.js';
+import type { ControlMapKind } from '../engine/pipelines/instantid-inputs.js';
 import type { FileRef, OptionSpec, ParamValue, RunParams, ToolDefinition } from './types.js';
 
 /** A model from Wiro's catalog ids, or one the project uploaded itself. */
@@ -22,6 +23,8 @@ export interface ControlNetChoice {
   id: string;
   label: string;
   scale: number;
+  /** What makes its control map (the option's data). */
+  preprocessor: ControlMapKind;
 }
 
 export interface InstantIdInputs {
@@ -114,10 +117,11 @@ export function instantIdInputs(tool: ToolDefinition, params: RunParams): Instan
   const loraUrl = text(values, 'selectedLoraModelPrivateUrl').trim();
   if (loraUrl !== '') loras.push({ source: 'url', url: loraUrl, scale: 1 });
 
-  const controlnets = chosen(tool, values, 'selectedControlnetModel').map((o) => ({
+  const controlnets = chosen(tool, values, 'selectedControlnetModel').map((o): ControlNetChoice => ({
     id: o.value,
     label: o.label,
     scale: scaleOf(o, settings),
+    preprocessor: o.preprocessor ?? fail('selectedControlnetModel', `an option with a preprocessor (${o.value} has none in the tool's data)`),
   }));
 
   const scheduler = text(values, 'scheduler');

@@ -1,6 +1,7 @@
 // The engine behind wiro/instant-id-controlnet-lora: a ToolRunner for the service's worker.
 //   preprocess (task_preprocess_*): checkpoint and parts resolved, LoRAs fetched and matched, face
-//     photo (and pose photo) decoded and analysed, output size, IdentityNet keypoint image, canny map.
+//     photo (and pose photo) decoded and analysed, output size, IdentityNet keypoint image, each extra
+//     ControlNet's map (canny, depth, openpose — its option's preprocessor; preprocessors.ts).
 //     Any problem a user can act on throws TaskInputError → task_error, before a model runs.
 //   run (task_start … task_output): the warm pipeline for (checkpoint, parts, ControlNets, LoRAs) —
 //     loaded once and reused — runs InstantID's `_full` pipeline (LPW prompts, face-region mask) with
@@ -14,6 +15,7 @@ import { openSdxlModel } from '../engine/formats/diffusers-folder.js';
 import { loraTargetsOfModel, type LoraTargets } from '../engine/formats/lora-keymap.js';
 import { parsePythonJson } from '../engine/formats/pyjson.js';
 import { resultPng } from '../engine/pipelines/instantid.js';
+import { controlNetConfigAt } from '../engine/pipelines/instantid-controlnet-file.js';
 import { loadTokenizers } from '../engine/pipelines/sdxl-components.js';
 import type { ExecutionProvider } from '../engine/onnx/index.js';
 import { DEFAULT_MAX_LORA_BYTES, LoraCache } from '../service/lora-cache.js';
@@ -28,6 +30,7 @@ import {
 } from './instantid/models.js';
 import { PipelineCache } from './instantid/pipelines.js';
 import { FaceModels, asInputError, fieldLabel, prepareImages, type PreparedImages } from './instantid/prepare-images.js';
+import { PreprocessorModels, preprocessorDir, type ModelPreprocessor } from './instantid/preprocessors.js';
 
 export interface InstantIdRunnerOptions extends ModelPaths {
   tool?: ToolDefinition;
@@ -99,6 +102,7 @@ function checkFits(unet: Record<string, unknown>, net: Record<string, unknown>, 
 export class InstantIdRunner implements ToolRunner {
   private readonly tool: ToolDefinition;
   private readonly faces: FaceModels;
+  private readonly preprocessors: PreprocessorModels;
   private readonly pipelines: PipelineCache;
   private readonly loraCache: LoraCache;
   private readonly prepared = new Map<number, Prepared>();
@@ -106,6 +110,7 @@ export class InstantIdRunner implements ToolRunner {
   constructor(private readonly o: InstantIdRunnerOptions) {
     this.tool = o.tool ?? instantIdControlnetLora;
     this.faces = new FaceModels(o.threads);
+    this.preprocessors = new PreprocessorModels({ cacheDir: join(o.home, 'cache', 'onnx'), ...(o.threads !== undefined ? { threads: o.threads } : {}) });
     this.pipelines = new PipelineCache({
       cacheDir: join(o.home, 'cache', 'onnx'),
       ...(o.threads !== undefined ? { threads: o.threads } : {}),
@@ -136,7 +141,7 @@ export class InstantIdRunner implements ToolRunner {
       try {
         const unet = model.unet.config;
         checkFits(unet, readConfig(parts.identityNet), `the IdentityNet ${parts.identityNet}`, checkpoint.label);
-        controlNets.forEach((p, i) => checkFits(unet, readConfig(p), `ControlNet ${inputs.controlnets[i]!.id} (${p})`, checkpoint.label));
+        controlNets.forEach((p, i) => checkFits(unet, controlNetConfigAt(p), `ControlNet ${inputs.controlnets[i]!.id} (${p})`, checkpoint.label));
         targets = loraTargetsOfModel(model);
         if (checkpoint.tokenizerDir) loadTokenizers(model, checkpoint.tokenizerDir); // a single file carries none: fail now, not at load
       } finally {
@@ -146,6 +151,14 @@ export class InstantIdRunner implements ToolRunner {
       loras = await loadTaskLoras(inputs.loras, {
         home: this.o.home, tool: this.tool, targets, cache: this.loraCache, allowPickle: this.o.allowPickleLoras === true, signal: ctx.signal, log: (l) => ctx.log(l),
       });
+      const mapDirs = new Map<ModelPreprocessor, string>();
+      for (const c of inputs.controlnets) {
+        if (c.preprocessor === 'canny' || mapDirs.has(c.preprocessor)) continue;
+        const found = preprocessorDir(this.o.home, c.preprocessor, checkpoint.smoke);
+        if (found.random) ctx.log(`${c.preprocessor} preprocessor: the smoke set's RANDOM weights (${found.dir}); its maps are noise`);
+        mapDirs.set(c.preprocessor, found.dir);
+      }
+      const makers = await this.preprocessors.makers(mapDirs).catch((err: unknown) => { throw asInputError(err); });
       const faceStart = performance.now();
       const faceModels = resolveFaceModels(this.o, checkpoint.smoke);
       if (faceModels.random) ctx.log(`face recognition: the smoke set's RANDOM recognizer (${faceModels.recognizer}); install antelopev2 for real identities`);
@@ -158,10 +171,13 @@ export class InstantIdRunner implements ToolRunner {
       const images = await prepareImages(analyzer, {
         face: { file: face, label: fieldLabel('inputImage', inputs.faceImage) },
         pose: pose ? { file: pose, label: fieldLabel('inputPoseImage', inputs.poseImage) } : null,
-        width: inputs.width, height: inputs.height, controlNets: inputs.controlnets.map((c) => c.id),
-      }, { maxSide: this.o.maxSide ?? 1024, minSide: 1024, signal: ctx.signal });
+        width: inputs.width, height: inputs.height,
+        controlNets: inputs.controlnets.map((c) => ({ id: c.id, preprocessor: c.preprocessor })),
+        enhanceFaceRegion: this.o.enhanceFaceRegion !== false,
+      }, { maxSide: this.o.maxSide ?? 1024, minSide: 1024, signal: ctx.signal }, makers);
       for (const note of images.notes) ctx.log(note);
-      ctx.log(`output ${images.width}×${images.height}, face box [${images.faceBox.map((v) => Math.round(v)).join(', ')}]`);
+      const prepared = images.inputs;
+      ctx.log(`output ${prepared.width}×${prepared.height}, face box [${prepared.faceBox.map((v) => Math.round(v)).join(', ')}]`);
       this.prepared.set(ctx.taskId, {
         inputs, checkpoint, parts, controlNets, images, loras,
         times: { prepare: secs(started), faceAnalysis: secs(faceStart) },
@@ -176,7 +192,8 @@ export class InstantIdRunner implements ToolRunner {
     const p = this.prepared.get(ctx.taskId);
     if (!p) throw new Error('the task was not preprocessed (internal error)');
     try {
-      const { inputs, images } = p;
+      const { inputs } = p;
+      const prepared = p.images.inputs;
       const loadStart = performance.now();
       const { pipeline, loaded } = await this.pipelines.get({
         files: {
@@ -192,9 +209,9 @@ export class InstantIdRunner implements ToolRunner {
       if (prompt !== inputs.prompt) ctx.log(`trigger words added to the prompt: ${prompt.slice(0, prompt.length - inputs.prompt.length).replace(/, $/, '')}`);
       const t0 = performance.now();
       const result = await pipeline.run({
-        faceEmbedding: images.embedding,
-        kpsImage: images.kpsImage,
-        controlImages: images.controlImages,
+        faceEmbedding: prepared.faceEmbedding,
+        kpsImage: prepared.kpsImage,
+        controlImages: prepared.controlImages ?? [],
         prompt,
         negativePrompt: inputs.negativePrompt,
         promptMode: 'lpw',
@@ -203,9 +220,9 @@ export class InstantIdRunner implements ToolRunner {
         ipAdapterScale: inputs.ipAdapterScale,
         identitynetScale: inputs.identitynetScale,
         controlnetScales: inputs.controlnets.map((c) => c.scale),
-        ...(this.o.enhanceFaceRegion === false ? {} : { controlMask: { box: images.faceBox } }),
-        width: images.width,
-        height: images.height,
+        ...(prepared.controlMask ? { controlMask: prepared.controlMask } : {}),
+        width: prepared.width,
+        height: prepared.height,
         samples: inputs.samples,
         seed: inputs.seed,
         scheduler: inputs.scheduler,
@@ -260,5 +277,6 @@ export class InstantIdRunner implements ToolRunner {
     for (const [id, p] of this.prepared) this.release(id, p);
     await this.pipelines.dispose();
     await this.faces.dispose();
+    await this.preprocessors.dispose();
   }
 }

@@ -7,6 +7,8 @@
  * `minvalue`…); everything else is named for the domain.
  */
 
+import type { ControlMapKind } from '../engine/pipelines/instantid-inputs.js';
+
 /** One per-option setting, exactly as Wiro's catalog lists it (numbers carried as strings). */
 export interface GenerateSetting {
   type: 'float';
@@ -28,6 +30,8 @@ export interface GenerateSetting {
 export interface OptionSpec {
   value: string;
   label: string;
+  /** ControlNet options: the preprocessor that makes its control map (ours; not shown in Tool/Detail). */
+  preprocessor?: ControlMapKind;
   description?: string;
   triggerwords?: readonly string[];
   generatesettings?: readonly GenerateSetting[];

@@ -1,61 +1,59 @@
-// `likeness preprocess openpose IMAGE -o OUT.png`: writes the pose map as a PNG of resize_image's size,
-// and a missing model or a bad option is exit status 2 with a message saying what to do.
+// likeness preprocess depth|canny: the PNG written is the map the tool computes for that photo; the verb lists every kind.
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import sharp from 'sharp';
 import { run } from '../../src/cli/preprocess.js';
-import { OPENPOSE_BODY_FILE } from '../../src/engine/control/openpose/index.js';
-import { writeSmokeBodyPoseModel } from '../../src/engine/control/openpose/smoke.js';
+import { cannyControlImage } from '../../src/engine/control/canny.js';
+import { DepthEstimator } from '../../src/engine/control/depth/index.js';
+import { writeSmokeDepthAnything } from '../../src/engine/smoke-instantid.js';
+import { decodeImageRGB } from '../../src/net/image.js';
 import { asset } from '../helpers/paths.js';
 
-const home = mkdtempSync(join(tmpdir(), 'likeness-preprocess-'));
-after(() => rmSync(home, { recursive: true, force: true }));
+const dir = mkdtempSync(join(tmpdir(), 'likeness-preprocess-'));
+after(() => rmSync(dir, { recursive: true, force: true }));
 
-/** Runs the verb, collecting what it prints. */
-async function preprocess(args: string[]): Promise<{ code: number; out: string }> {
-  let out = '';
-  const log = console.log;
-  const error = console.error;
-  console.log = (...a: unknown[]) => { out += `${a.join(' ')}\n`; };
-  console.error = console.log;
-  try {
-    return { code: await run(args), out };
-  } finally {
-    console.log = log;
-    console.error = error;
-  }
+/** The PNG's pixels, and its channel count as stored (1 = grey). */
+async function raw(path: string): Promise<{ data: Uint8Array; width: number; height: number; channels: number }> {
+  const { channels } = await sharp(readFileSync(path)).metadata();
+  const img = sharp(readFileSync(path));
+  const { data, info } = await (channels === 1 ? img.extractChannel(0) : img).raw().toBuffer({ resolveWithObject: true });
+  return { data: new Uint8Array(data), width: info.width, height: info.height, channels: channels ?? 0 };
 }
 
-test('openpose writes a PNG pose map of the image resolution\'s size', async () => {
-  await writeSmokeBodyPoseModel(join(home, OPENPOSE_BODY_FILE));
-  const out = join(home, 'pose.png');
-  const r = await preprocess(['openpose', asset('faces/fullbody_standing.jpg'), '-o', out, '--home', home, '--detect-resolution', '160', '--image-resolution', '72']);
-  assert.equal(r.code, 0, r.out);
-  assert.match(r.out, /openpose map 64×192 .* (person|people) found/);
-  const meta = await sharp(out).metadata();
-  assert.deepEqual([meta.format, meta.width, meta.height, meta.channels], ['png', 64, 192, 3]);
+test('canny --as-is writes the canny control image of the photo', async () => {
+  const photo = asset('faces/fullbody_standing.jpg');
+  const out = join(dir, 'canny.png');
+  assert.equal(await run(['canny', photo, '-o', out, '--as-is']), 0);
+  const img = await decodeImageRGB(new Uint8Array(readFileSync(photo)));
+  const got = await raw(out);
+  assert.deepEqual([got.width, got.height, got.channels], [img.width, img.height, 3]);
+  assert.deepEqual(got.data, cannyControlImage(img.data, img.width, img.height, 100, 200));
 });
 
-test('a missing body model says which file to download and where it goes', async () => {
-  const empty = mkdtempSync(join(tmpdir(), 'likeness-preprocess-empty-'));
+test('depth writes the 8-bit depth map of the resized photo (resize_img, long side --max-side)', async () => {
+  const model = join(dir, 'depth-anything');
+  await writeSmokeDepthAnything(model, 3);
+  const out = join(dir, 'depth.png');
+  const cache = join(dir, 'cache');
+  assert.equal(await run(['depth', asset('faces/astronaut.png'), '-o', out, '--model', model, '--max-side', '128', '--home', dir]), 0);
+  const got = await raw(out);
+  assert.deepEqual([got.width, got.height, got.channels], [128, 128, 1]);
+  const est = await DepthEstimator.open(model, { cacheDir: cache });
   try {
-    const r = await preprocess(['openpose', asset('faces/fullbody_standing.jpg'), '-o', join(empty, 'x.png'), '--home', empty]);
-    assert.equal(r.code, 2);
-    assert.match(r.out, /body_pose_model\.pth/);
-    assert.ok(r.out.includes(join(empty, OPENPOSE_BODY_FILE)), r.out);
-    assert.ok(!existsSync(join(empty, 'x.png')));
+    const img = await decodeImageRGB(new Uint8Array(readFileSync(asset('faces/astronaut.png'))));
+    const { resizeImg } = await import('../../src/engine/control/resize.js');
+    const map = await est.estimate(resizeImg(img.data, img.width, img.height, { maxSide: 128, minSide: 1024 }));
+    assert.deepEqual(got.data, map.data);
   } finally {
-    rmSync(empty, { recursive: true, force: true });
+    await est.dispose();
   }
 });
 
-test('usage errors: unknown kind, no output, bad resolution', async () => {
-  assert.match((await preprocess(['sketch', 'a.png', '-o', 'b.png'])).out, /unknown preprocessor "sketch" \(known: openpose\)/);
-  assert.match((await preprocess(['openpose', 'a.png'])).out, /-o OUT\.png/);
-  const bad = await preprocess(['openpose', asset('faces/fullbody_standing.jpg'), '-o', join(home, 'y.png'), '--home', home, '--detect-resolution', 'big']);
-  assert.equal(bad.code, 2);
-  assert.match(bad.out, /--detect-resolution must be a whole number/);
+test('a missing model or a bad call exits 2 with what to do', async () => {
+  assert.equal(await run(['depth', asset('faces/astronaut.png'), '-o', join(dir, 'x.png'), '--home', join(dir, 'nowhere')]), 2);
+  assert.equal(await run(['depth']), 2);
+  assert.equal(await run(['pose', 'a.png']), 2);
 });

@@ -135,21 +135,25 @@ test('a face photo by URL, no extra ControlNet, a non-square size → one PNG of
   assert.deepEqual(await pngSizes(task), ['0.png png 128x64']);
 });
 
+test('openpose + depth + canny (458 + 455 + 454) with IdentityNet, each with its own scale → a PNG; debugoutput names the maps and their image', async () => {
+  const id = await run({
+    ...tiny, inputImageUrl: web.url('/face.png'), selectedControlnetModel: ['458', '455', '454'],
+    'controlnet-openpose-sdxl-1.0': 0.8, 'controlnet-depth-sdxl-1.0': 0.6, 'controlnet-canny-sdxl-1.0': 0.3,
+  });
+  const task = await waitForTerminal(s, id, 120_000);
+  assert.equal(task.status, 'task_postprocess_end', String(task.debugerror));
+  assert.deepEqual(await pngSizes(task), ['0.png png 64x64']);
+  for (const [kind, cn] of [['openpose', '458'], ['depth', '455'], ['canny', '454']]) {
+    assert.match(String(task.debugoutput), new RegExp(`control map ${kind} \\(ControlNet ${cn}\\) computed from inputImageUrl`));
+  }
+});
+
 test('a photo without a face → task_error with the no-face message, before the model runs', async () => {
   const id = await run({ ...tiny, inputImageUrl: web.url('/rocket.jpg') });
   const task = await waitForTerminal(s, id, 30_000);
   assert.equal(task.status, 'task_error');
   assert.match(String(task.debugerror), /^no face detected in inputImageUrl: use a photo with one clearly visible face, at least \d+ px/);
   assert.deepEqual(task.outputs, []);
-});
-
-test('openpose and depth ControlNets are refused at validation, naming the missing preprocessor', async () => {
-  for (const [id, kind] of [['458', 'openpose'], ['455', 'depth']]) {
-    const { json } = await s.post(RUN, { ...tiny, inputImageUrl: web.url('/face.png'), selectedControlnetModel: id });
-    assert.equal(json.result, false);
-    const messages = (json.errors as { message: string }[]).map((e) => e.message).join(' | ');
-    assert.match(messages, new RegExp(`\\[selectedControlnetModel\\] ${id} \\(${kind}\\) needs the ${kind} preprocessor.*does not have yet`));
-  }
 });
 
 test('Kill mid-run → task_cancel within about one step, no outputs', async () => {

@@ -19,7 +19,7 @@ test('a minimal Run reads as the default checkpoint, canny at 1.0, no LoRA and t
   assert.deepEqual(instantIdInputs(tool, params(MINIMAL)), {
     checkpoint: null,
     loras: [],
-    controlnets: [{ id: '454', label: 'diffusers/controlnet-canny-sdxl-1.0', scale: 1 }],
+    controlnets: [{ id: '454', label: 'diffusers/controlnet-canny-sdxl-1.0', scale: 1, preprocessor: 'canny' }],
     faceImage: { source: 'url', url: 'https://example.com/face.jpg' },
     poseImage: null,
     prompt: 'a portrait',
@@ -66,11 +66,11 @@ test('a private checkpoint wins over a catalog one', () => {
   );
 });
 
-test('ControlNets keep the order sent, each with its own scale', () => {
+test('ControlNets keep the order sent, each with its own scale and the preprocessor its option names', () => {
   const inputs = instantIdInputs(tool, params({ ...MINIMAL, selectedControlnetModel: ['455', '458'], 'controlnet-openpose-sdxl-1.0': 0.4 }));
   assert.deepEqual(inputs.controlnets, [
-    { id: '455', label: 'diffusers/controlnet-depth-sdxl-1.0', scale: 1 },
-    { id: '458', label: 'thibaud/controlnet-openpose-sdxl-1.0', scale: 0.4 },
+    { id: '455', label: 'diffusers/controlnet-depth-sdxl-1.0', scale: 1, preprocessor: 'depth' },
+    { id: '458', label: 'thibaud/controlnet-openpose-sdxl-1.0', scale: 0.4, preprocessor: 'openpose' },
   ]);
 });
 

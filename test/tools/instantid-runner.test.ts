@@ -101,14 +101,49 @@ test('missing models are named with how to install them and their licence', asyn
   }
 });
 
-test('validation refuses openpose and depth (no preprocessor yet) before asking about installed models', () => {
+test('validation passes every ControlNet with a preprocessor (458, 455, 454) on to the installed-model check', () => {
   const asked: string[] = [];
   const check = withEngineLimits((input, value) => { asked.push(`${input}=${value}`); return undefined; });
-  assert.match(check('selectedControlnetModel', '458')!, /^Request parameter \[selectedControlnetModel\] 458 \(openpose\) needs the openpose preprocessor/);
-  assert.match(check('selectedControlnetModel', '455')!, /455 \(depth\) needs the depth preprocessor.*does not have yet/);
-  assert.equal(check('selectedControlnetModel', '454'), undefined);
+  for (const id of ['458', '455', '454']) assert.equal(check('selectedControlnetModel', id), undefined);
   assert.equal(check('selectedLoraModel', '622'), undefined);
-  assert.deepEqual(asked, ['selectedControlnetModel=454', 'selectedLoraModel=622']);
+  assert.deepEqual(asked, ['selectedControlnetModel=458', 'selectedControlnetModel=455', 'selectedControlnetModel=454', 'selectedLoraModel=622']);
+});
+
+test('openpose: the pose map is computed from the pose photo and sized to the output; without the body model, what to download', async () => {
+  const ctx = context({ width: 64, selectedControlnetModel: ['458'] }, { inputImage: 'astronaut.png', inputPoseImage: 'fullbody_standing.jpg' });
+  await runner.preprocess(ctx);
+  assert.match(ctx.lines.join('\n'), /control map openpose \(ControlNet 458\) computed from inputPoseImage/);
+  const file = join(home, 'models', 'annotators', 'body_pose_model.pth');
+  renameSync(file, `${file}.away`);
+  try {
+    await refused(runner, context({ width: 64, height: 64, selectedControlnetModel: ['458'] }, { inputImage: 'astronaut.png' }),
+      /OpenPose body model.*not installed: download body_pose_model\.pth.*models\/annotators\/body_pose_model\.pth.*non-commercial/);
+  } finally {
+    renameSync(`${file}.away`, file);
+  }
+});
+
+test('depth + canny: each map is computed from the pose photo and sized to the output; debugoutput says so', async () => {
+  const ctx = context({ width: 64, selectedControlnetModel: ['455', '454'] }, { inputImage: 'astronaut.png', inputPoseImage: 'fullbody_standing.jpg' });
+  await runner.preprocess(ctx);
+  const log = ctx.lines.join('\n');
+  assert.match(log, /depth preprocessor: the smoke set's RANDOM weights/);
+  assert.match(log, /control map depth \(ControlNet 455\) computed from inputPoseImage \(resized to 512×1024\), resized to 64×128/);
+  assert.match(log, /control map canny \(ControlNet 454\) computed from inputPoseImage/);
+  const face = context({ width: 64, height: 64, selectedControlnetModel: ['455'] }, { inputImage: 'astronaut.png' });
+  await runner.preprocess(face);
+  assert.match(face.lines.join('\n'), /control map depth \(ControlNet 455\) computed from inputImage/);
+});
+
+test('depth without Depth Anything installed: which files, from where, where to put them, the licence', async () => {
+  const dir = join(home, 'models', 'smoke', 'depth-anything');
+  renameSync(dir, `${dir}.away`);
+  try {
+    await refused(runner, context({ width: 64, height: 64, selectedControlnetModel: ['455'] }, { inputImage: 'astronaut.png' }),
+      /Depth Anything.*not installed: download config\.json and model\.safetensors of LiheYoung\/depth-anything-small-hf.*models\/depth-anything\/config\.json.*Licence: Apache-2\.0/);
+  } finally {
+    renameSync(`${dir}.away`, dir);
+  }
 });
 
 test('the warm-pipeline key changes with the LoRA set and scales, not with a LoRA at scale 0', () => {

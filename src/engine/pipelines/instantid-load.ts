@@ -3,7 +3,7 @@
 // the scheduler config), the IdentityNet ControlNet (its face-region mask is applied on the host), the
 // Resampler from ip-adapter.bin, and any extra ControlNets (F16 files are upcast). Each net is
 // compiled once through the on-disk cache (keyed by a fingerprint of its weights) and opened.
-import { existsSync } from 'node:fs';
+import { existsSync, statSync } from 'node:fs';
 import { EngineError } from '../errors.js';
 import { findComponent } from '../formats/diffusers-component.js';
 import { openSdxlModel } from '../formats/diffusers-folder.js';
@@ -19,6 +19,7 @@ import { createUnetRunner, ipAdapterSource } from '../nets/unet-runner.js';
 import { loadVaeDecoder, parseVaeConfig, vaeScaleFactor, type VaeConfig } from '../nets/vae.js';
 import type { ClipTokenizer } from '../text/clip-tokenizer.js';
 import { SDXL_BASE_SCHEDULER, componentHash, forceZerosFlag, loadTokenizers, type SdxlParts } from './sdxl-components.js';
+import { singleFileControlNetConfig } from './instantid-controlnet-file.js';
 
 /** One network's files: its config dict, its weights (diffusers / transformers names) and a cache identity. */
 export interface NetFiles {
@@ -132,7 +133,7 @@ export async function disposeNets(nets: InstantIdNets): Promise<void> {
 
 // ---- from files on disk ----
 
-/** Where the parts live: an SDXL model, the IdentityNet folder, ip-adapter.bin, and extra ControlNet folders. */
+/** Where the parts live: an SDXL model, the IdentityNet folder, ip-adapter.bin, and extra ControlNets (folders or single files). */
 export interface InstantIdFiles {
   /** A diffusers SDXL folder or a single-file checkpoint. */
   model: string;
@@ -155,6 +156,11 @@ export async function openInstantIdParts(files: InstantIdFiles): Promise<{ parts
   };
   try {
     const controlnet = async (path: string): Promise<NetFiles> => {
+      if (existsSync(path) && !statSync(path).isDirectory()) {
+        const w = openWeights(path);
+        opened.push(w);
+        return { config: singleFileControlNetConfig(path, w).config, weights: w, weightsHash: await weightsHashOf([path]) };
+      }
       const found = findComponent(path, 'controlnet');
       if (found.weights.length !== 1) throw new EngineError('unsupported_model', `${found.dir}: sharded ControlNet weights are not supported`);
       const w = openWeights(found.weights[0]!);

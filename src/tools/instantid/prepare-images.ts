@@ -3,32 +3,22 @@
 //   pose photo (optional) → resize_img → face analysis → keypoints, control maps and output size;
 //   without a pose photo the face photo's own pose is used (as Wiro does).
 //   Output size = the resized pose (or face) photo, or the width/height overrides (outputSizeFor).
-//   IdentityNet image = draw_kps on the output canvas; canny map = cv2.Canny(100, 200) of the resized
-//   pose (or face) photo, resized to the output size; the face box (for "enhance face region").
+// The rest — draw_kps on the output canvas, every ControlNet's map from the resized pose (or face)
+// photo, the face box / control mask — is the engine's golden-tested prepareInstantIdInputs.
 import { EngineError } from '../../engine/errors.js';
 import { FaceAnalyzer, type FaceChoice } from '../../engine/face/analysis.js';
-import { drawKps } from '../../engine/face/draw-kps.js';
-import type { Keypoints } from '../../engine/face/types.js';
-import { cannyControlImage } from '../../engine/control/canny.js';
 import { outputSizeFor, resizeImg, type ResizedImage } from '../../engine/control/resize.js';
-import type { ImageU8 } from '../../engine/pipelines/instantid.js';
+import { prepareInstantIdInputs, type ControlMapKind, type ControlMapMakers, type InstantIdInputs } from '../../engine/pipelines/instantid-inputs.js';
 import { ImageError, decodeImageRGB } from '../../net/image.js';
 import { TaskInputError, type InputFile } from '../../service/runner.js';
 import type { FileRef } from '../types.js';
-import { unsupportedControlNet } from './availability.js';
 import type { FaceModelPaths } from './models.js';
 import { NON_COMMERCIAL } from './models.js';
 
 export interface PreparedImages {
-  /** Raw ArcFace embedding of the face photo's chosen face. */
-  embedding: Float32Array;
-  kpsImage: ImageU8;
-  /** One per extra ControlNet, in the request's order. */
-  controlImages: ImageU8[];
-  width: number;
-  height: number;
-  /** The face box on the output canvas (the control mask). */
-  faceBox: [number, number, number, number];
+  /** What the pipeline runs on: raw embedding, keypoint image, one map per extra ControlNet, mask, size. */
+  inputs: InstantIdInputs;
+  /** For debugoutput: face choice, which maps were computed and from which image. */
   notes: string[];
 }
 
@@ -36,6 +26,8 @@ export interface ImageOptions {
   /** resize_img's max_side: 1024 as the multi-ControlNet demo and the HF Space (app.py: 1280). */
   maxSide: number;
   minSide: number;
+  /** resize_img's multiple (64). */
+  base?: number;
   signal: AbortSignal;
 }
 
@@ -84,24 +76,28 @@ export function fieldLabel(id: string, ref: FileRef | null): string {
 async function decodeResized(file: InputFile, label: string, o: ImageOptions): Promise<{ original: { width: number; height: number }; resized: ResizedImage }> {
   const img = await decodeImageRGB(file.bytes, { label });
   try {
-    return { original: { width: img.width, height: img.height }, resized: resizeImg(img.data, img.width, img.height, { maxSide: o.maxSide, minSide: o.minSide }) };
+    const resized = resizeImg(img.data, img.width, img.height, { maxSide: o.maxSide, minSide: o.minSide, ...(o.base ? { base: o.base } : {}) });
+    return { original: { width: img.width, height: img.height }, resized };
   } catch (err) {
     throw new TaskInputError('image_size', `${label}: ${(err as Error).message.replace(/^resizeImg: /, '')}`);
   }
 }
-
-const scalePoint = ([x, y]: readonly [number, number], sx: number, sy: number): [number, number] => [x * sx, y * sy];
 
 export interface ImageRequest {
   face: { file: InputFile; label: string };
   pose: { file: InputFile; label: string } | null;
   width: number | null;
   height: number | null;
-  /** Extra ControlNet ids in the request's order. */
-  controlNets: readonly string[];
+  /** Extra ControlNets in the request's order, each with the preprocessor of its option. */
+  controlNets: readonly { id: string; preprocessor: ControlMapKind }[];
+  /** "Enhance face region": the face box as the control mask. */
+  enhanceFaceRegion: boolean;
 }
 
-export async function prepareImages(analyzer: FaceAnalyzer, req: ImageRequest, o: ImageOptions): Promise<PreparedImages> {
+/** `makers`: the loaded model-backed preprocessors the request's ControlNets need (preprocessors.ts). */
+export async function prepareImages(
+  analyzer: Pick<FaceAnalyzer, 'choose'>, req: ImageRequest, o: ImageOptions, makers: ControlMapMakers = {},
+): Promise<PreparedImages> {
   const notes: string[] = [];
   const face = await decodeResized(req.face.file, req.face.label, o);
   const choose = async (img: ResizedImage, label: string): Promise<FaceChoice> => {
@@ -113,38 +109,36 @@ export async function prepareImages(analyzer: FaceAnalyzer, req: ImageRequest, o
   const embedding = faceChoice.face.embedding;
   if (!embedding) throw new Error('the face analyzer has no recognizer loaded');
   let base = face;
+  let baseLabel = req.face.label;
   let poseFace = faceChoice.face;
   if (req.pose) {
     base = await decodeResized(req.pose.file, req.pose.label, o);
+    baseLabel = req.pose.label;
     poseFace = (await choose(base.resized, req.pose.label)).face;
   }
   let size: { width: number; height: number };
   try {
     size = outputSizeFor(base.original.width, base.original.height,
       { ...(req.width !== null ? { width: req.width } : {}), ...(req.height !== null ? { height: req.height } : {}) },
-      { maxSide: o.maxSide, minSide: o.minSide, maxSize: 2048 });
+      { maxSide: o.maxSide, minSide: o.minSide, maxSize: 2048, ...(o.base ? { base: o.base } : {}) });
   } catch (err) {
     throw new TaskInputError('image_size', `width/height: ${(err as Error).message}`);
   }
-  const { width: W, height: H } = size;
-  const sx = W / base.resized.width;
-  const sy = H / base.resized.height;
-  const kps = poseFace.kps.map((p) => scalePoint(p, sx, sy)) as unknown as Keypoints;
-  const [x1, y1, x2, y2] = poseFace.box;
-  const controlImages: ImageU8[] = req.controlNets.map((id) => {
-    if (id === '454') {
-      const data = cannyControlImage(base.resized.data, base.resized.width, base.resized.height, 100, 200, { outWidth: W, outHeight: H });
-      return { data, width: W, height: H, channels: 3 };
-    }
-    throw new TaskInputError('controlnet_unsupported', unsupportedControlNet(id) ?? `ControlNet ${id} has no preprocessor in this version of Likeness`);
-  });
-  return {
+  const inputs = await prepareInstantIdInputs({
     embedding,
-    kpsImage: { data: drawKps(W, H, kps), width: W, height: H, channels: 3 },
-    controlImages,
-    width: W,
-    height: H,
-    faceBox: [x1 * sx, y1 * sy, x2 * sx, y2 * sy],
-    notes,
-  };
+    picture: base.resized,
+    face: { box: poseFace.box, kps: poseFace.kps },
+    width: size.width,
+    height: size.height,
+    enhanceFaceRegion: req.enhanceFaceRegion,
+    controlMaps: req.controlNets.map((c) => c.preprocessor),
+    signal: o.signal,
+  }, makers);
+  const from = `${baseLabel} (resized to ${base.resized.width}×${base.resized.height})`;
+  notes.push(`keypoint image (IdentityNet) drawn from the face in ${from}, ${size.width}×${size.height}`);
+  for (const c of req.controlNets) {
+    const resized = base.resized.width !== size.width || base.resized.height !== size.height ? `, resized to ${size.width}×${size.height}` : '';
+    notes.push(`control map ${c.preprocessor} (ControlNet ${c.id}) computed from ${from}${resized}`);
+  }
+  return { inputs, notes };
 }

@@ -40,6 +40,34 @@ test('estimate() gives the golden pipeline map at the photo size', async () => {
   }
 });
 
+test('predict() as transformers forward: a batch is each image alone; sides past a multiple of 14 are ignored', async () => {
+  const c = loadCase(golden('depth-anything'));
+  try {
+    const est = await DepthEstimator.fromFiles(c.config, c.file('weights.safetensors'), { cacheDir: join(tmpdir(), 'likeness-golden-onnx') });
+    try {
+      const px = c.io().readFloat32('y_pose_landscape.pixel_values'); // [1, 3, 42, 70]
+      const expected = c.io().readFloat32('y_pose_landscape.predicted_depth');
+      const flipped = px.map((v) => -v);
+      const batch = await est.predict({ dtype: 'float32', dims: [2, 3, 42, 70], data: Float32Array.from([...px, ...flipped]) });
+      const alone = await est.predict({ dtype: 'float32', dims: [1, 3, 42, 70], data: flipped });
+      assert.deepEqual(batch.dims, [2, 42, 70]);
+      const n = 42 * 70;
+      assert.ok(batch.data.subarray(0, n).every((v, i) => Math.abs(v - expected[i]!) < 1e-4));
+      assert.ok(batch.data.subarray(n).every((v, i) => Math.abs(v - alone.data[i]!) < 1e-5));
+      // 45×75: the patch conv floors to the same 3×5 grid, and the head resizes to 42×70.
+      const padded = new Float32Array(3 * 45 * 75);
+      for (let ch = 0; ch < 3; ch++) for (let y = 0; y < 42; y++) for (let x = 0; x < 70; x++) padded[(ch * 45 + y) * 75 + x] = px[(ch * 42 + y) * 70 + x]!;
+      const bigger = await est.predict({ dtype: 'float32', dims: [1, 3, 45, 75], data: padded });
+      assert.deepEqual(bigger.dims, [1, 42, 70]);
+      assert.ok(bigger.data.every((v, i) => Math.abs(v - expected[i]!) < 1e-4));
+    } finally {
+      await est.dispose();
+    }
+  } finally {
+    c.close();
+  }
+});
+
 test('network input size: lower bound 518 on the short side, multiple of 14, np.round half to even, ceil when under the bound', () => {
   assert.deepEqual(depthInputSize(74, 121), { height: 518, width: 840 }); // 847/14 = 60.5 → 60
   assert.deepEqual(depthInputSize(512, 512), { height: 518, width: 518 });

@@ -1,6 +1,7 @@
 // InstantIdPipeline.load from files as users have them: a diffusers SDXL folder (model_index.json,
 // unet/, vae/, text_encoder/, text_encoder_2/, tokenizer/, tokenizer_2/, scheduler/), an IdentityNet
-// folder, ip-adapter.bin, and an extra ControlNet folder holding only an fp16 file — assembled here
+// folder, ip-adapter.bin, and an extra ControlNet folder holding only an fp16 file (or that file alone
+// with its config beside it, as a catalog slot may hold it) — assembled here
 // from the goldens' tiny parts (symlinks), and checked against the golden case's recorded image.
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -29,7 +30,7 @@ function component(dir: string, config: unknown, weights: string, fileName: stri
   return dir;
 }
 
-test('load(files): diffusers folder + IdentityNet folder + ip-adapter.bin + fp16-only ControlNet reproduce the golden image', async () => {
+test('load(files): diffusers folder + IdentityNet folder + ip-adapter.bin + fp16-only ControlNet (folder or single file) reproduce the golden image', async () => {
   const c = loadCase(golden('instantid-pipeline-multicontrolnet'));
   try {
     const model = join(tmp.dir, 'sdxl');
@@ -48,21 +49,27 @@ test('load(files): diffusers folder + IdentityNet folder + ip-adapter.bin + fp16
     writeFileSync(join(model, 'scheduler', 'scheduler_config.json'), JSON.stringify(c.config.scheduler));
     const identityNet = component(join(tmp.dir, 'ControlNetModel'), caseConfig('controlnet'), join(golden('controlnet'), 'weights.safetensors'), 'diffusion_pytorch_model.safetensors');
     const canny = component(join(tmp.dir, 'controlnet-canny'), c.config.controlnet2, join(c.dir, 'controlnet2.fp16.safetensors'), 'diffusion_pytorch_model.fp16.safetensors');
+    // The same ControlNet as a catalog single file: the weights alone, its config as <name>.json beside them.
+    const single = join(tmp.dir, 'controlnet-canny-single.safetensors');
+    symlinkSync(join(c.dir, 'controlnet2.fp16.safetensors'), single);
+    writeFileSync(join(tmp.dir, 'controlnet-canny-single.json'), JSON.stringify(c.config.controlnet2));
     const resampler = c.config.resampler as { heads: number; dim_head: number };
 
-    const pipeline = await InstantIdPipeline.load({
-      model, identityNet, controlNets: [canny],
-      ipAdapter: join(golden('instantid-ipadapter-unet'), 'ip-adapter.bin'),
-      resampler: { heads: resampler.heads, dimHead: resampler.dim_head },
-    }, { cacheDir: join(tmp.dir, 'cache'), threads: 1 });
-    try {
-      assert.equal(pipeline.extraControlNets, 1);
-      assert.equal(pipeline.embeddingDim, 24);
-      const r = await pipeline.run(caseRunOptions(c));
-      const check = compareClose('image', r.images.data, c.io().readFloat32('image'), c.tolerance);
-      assert.ok(check.pass, `image max-abs ${check.maxAbsError} > ${check.allowed}`);
-    } finally {
-      await pipeline.dispose();
+    for (const extra of [canny, single]) {
+      const pipeline = await InstantIdPipeline.load({
+        model, identityNet, controlNets: [extra],
+        ipAdapter: join(golden('instantid-ipadapter-unet'), 'ip-adapter.bin'),
+        resampler: { heads: resampler.heads, dimHead: resampler.dim_head },
+      }, { cacheDir: join(tmp.dir, 'cache'), threads: 1 });
+      try {
+        assert.equal(pipeline.extraControlNets, 1);
+        assert.equal(pipeline.embeddingDim, 24);
+        const r = await pipeline.run(caseRunOptions(c));
+        const check = compareClose('image', r.images.data, c.io().readFloat32('image'), c.tolerance);
+        assert.ok(check.pass, `${extra}: image max-abs ${check.maxAbsError} > ${check.allowed}`);
+      } finally {
+        await pipeline.dispose();
+      }
     }
   } finally {
     c.close();

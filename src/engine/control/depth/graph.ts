@@ -1,6 +1,7 @@
-// DepthAnythingForDepthEstimation (transformers modeling_depth_anything.py + modeling_dinov2.py) as an
-// ONNX graph, for one input size: the position table is resized on the host for that token grid
-// (interpolate.ts) and stored as a constant, so every shape in the graph is static.
+// DepthAnythingForDepthEstimation (transformers modeling_depth_anything.py + modeling_dinov2.py) as one
+// ONNX graph for every input size: the spatial dims are symbolic, and the position embeddings are an
+// input — the host resizes Dinov2's table for the token grid (interpolatePositions, interpolate.ts), so
+// one compiled model (one copy of the weights on disk) serves every photo shape.
 //
 //   Dinov2: patch conv → [cls, tokens] + pos → layers (h += λ1·Attn(LN1 h); h += λ2·MLP(LN2 h))
 //   features = layernorm(hidden_states[i]) for i in out_indices, cls dropped, as [1, D, H/14, W/14]
@@ -8,12 +9,13 @@
 //   fusion from the deepest: h = RCU2(h + RCU1(r)) → bilinear (align_corners) to the next size / ×2 → 1×1
 //   head: 3×3 conv → bilinear (align_corners) to (H, W) → 3×3 conv → ReLU → 1×1 conv → ReLU (·max_depth)
 import { EngineError } from '../../errors.js';
-import { GraphBuilder, attr, type ModelDef, type Tensor } from '../../onnx/index.js';
+import { GraphBuilder, attr, type AttentionMode, type ModelDef, type Tensor } from '../../onnx/index.js';
+import { UNKNOWN } from '../../onnx/shape.js';
 import { WeightScope, type TensorSource } from '../../nets/sdxl-weights.js';
 import type { DepthAnythingConfig } from './config.js';
 import { torchBicubic } from './interpolate.js';
 
-export const DEPTH_IO = { input: 'pixel_values', output: 'predicted_depth' } as const;
+export const DEPTH_IO = { input: 'pixel_values', positions: 'position_embeddings', output: 'predicted_depth' } as const;
 
 /** The position embeddings for an (gh × gw) token grid, [1, 1 + gh·gw, D], as Dinov2's interpolate_pos_encoding gives them. */
 export function interpolatePositions(table: Float32Array, cfg: DepthAnythingConfig, gh: number, gw: number): Float32Array {
@@ -37,20 +39,16 @@ export function interpolatePositions(table: Float32Array, cfg: DepthAnythingConf
 
 const relu = (g: GraphBuilder, x: Tensor): Tensor => g.op('Relu', [x], [{ dtype: x.dtype, shape: x.shape }])[0]!;
 
-/** F.interpolate(bilinear, align_corners=True) to a static size. */
-function resizeAlignCorners(g: GraphBuilder, x: Tensor, size: readonly [number, number]): Tensor {
-  if (x.shape[2] === size[0] && x.shape[3] === size[1]) return x;
-  return g.op('Resize', [x, undefined, undefined, g.ints([...size])], [{ dtype: x.dtype, shape: [x.shape[0]!, x.shape[1]!, size[0], size[1]] }], {
+/** [H, W] of x as an int64 tensor. */
+const sizeOf = (g: GraphBuilder, x: Tensor): Tensor => g.slice(g.shapeOf(x), [2], [4]);
+
+/** F.interpolate(x, size=sizes) with align_corners True (linear) or False (pytorch_half_pixel); the same size is the identity. */
+function resizeTo(g: GraphBuilder, x: Tensor, sizes: Tensor, alignCorners: boolean): Tensor {
+  return g.op('Resize', [x, undefined, undefined, sizes], [{ dtype: x.dtype, shape: [x.shape[0]!, x.shape[1]!, UNKNOWN, UNKNOWN] }], {
     mode: attr.string('linear'),
-    coordinate_transformation_mode: attr.string('align_corners'),
+    coordinate_transformation_mode: attr.string(alignCorners ? 'align_corners' : 'pytorch_half_pixel'),
     axes: attr.ints([2, 3]),
   })[0]!;
-}
-
-function dims(x: Tensor): [number, number] {
-  const [h, w] = [x.shape[2], x.shape[3]];
-  if (typeof h !== 'number' || typeof w !== 'number') throw new Error(`depth graph: ${x} has no static size`);
-  return [h, w];
 }
 
 function conv(g: GraphBuilder, w: WeightScope, x: Tensor, options: { padding?: number; stride?: number } = {}): Tensor {
@@ -77,37 +75,34 @@ function residualConvUnit(g: GraphBuilder, w: WeightScope, x: Tensor): Tensor {
 }
 
 export interface DepthGraphOptions {
-  /** Input height and width in pixels (multiples of the patch size). */
-  height: number;
-  width: number;
   dtype?: 'float32' | 'float16';
+  /** 'fused' (com.microsoft.MultiHeadAttention, blockwise on the CPU EP) or 'plain' (MatMul/Softmax/MatMul). */
+  attention?: AttentionMode;
 }
 
-/** The graph for [1, 3, height, width] pixel values → [1, height, width] predicted depth. */
-export function buildDepthAnythingGraph(weights: TensorSource, cfg: DepthAnythingConfig, options: DepthGraphOptions): ModelDef {
-  const { height, width } = options;
+/**
+ * The graph: pixel_values [B, 3, H, W] and position_embeddings [1, 1 + gh·gw, D] (interpolatePositions;
+ * gh = H // 14, gw = W // 14) → predicted_depth [B, 14·gh, 14·gw] (the input size when it is a multiple of 14).
+ */
+export function buildDepthAnythingGraph(weights: TensorSource, cfg: DepthAnythingConfig, options: DepthGraphOptions = {}): ModelDef {
   const p = cfg.patch;
-  if (height % p !== 0 || width % p !== 0 || height <= 0 || width <= 0) {
-    throw new EngineError('bad_input', `Depth Anything needs an input whose sides are multiples of ${p}, got ${width}×${height}`);
-  }
-  const gh = height / p;
-  const gw = width / p;
   const D = cfg.hidden;
-  const g = new GraphBuilder({ name: 'depth-anything', dtype: options.dtype ?? 'float32', keepIoFloat32: true });
+  const g = new GraphBuilder({ name: 'depth-anything', dtype: options.dtype ?? 'float32', keepIoFloat32: true, ...(options.attention ? { attention: options.attention } : {}) });
   const root = new WeightScope(g, weights, '');
   const bb = root.at('backbone');
-  const x = g.input(DEPTH_IO.input, [1, 3, height, width]);
+  const x = g.input(DEPTH_IO.input, ['B', 3, 'H', 'W']);
+  const batch = g.slice(g.shapeOf(x), [0], [1]);
+  const positions = g.input(DEPTH_IO.positions, [1, 'T', D]);
+  const table = weights.info('backbone.embeddings.position_embeddings').shape;
+  if (table[table.length - 1] !== D) throw new EngineError('weight_shape_mismatch', `position_embeddings [${table.join(', ')}] do not end in hidden size ${D}`);
 
   // Embeddings.
   const emb = bb.at('embeddings');
   const patches = g.conv2d(x, emb.get('patch_embeddings.projection.weight', [D, 3, p, p]), emb.get('patch_embeddings.projection.bias'), { stride: p });
-  const tokens = g.transpose(g.reshape(patches, [1, D, gh * gw]), [0, 2, 1]); // [1, N, D]
-  let h = g.concat([emb.get('cls_token', [1, 1, D]), tokens], 1);
-  const tableInfo = weights.info('backbone.embeddings.position_embeddings');
-  const positions = g.param(`backbone.embeddings.position_embeddings@${gh}x${gw}.${cfg.positionInterpolation}`, [1, 1 + gh * gw, D], () =>
-    interpolatePositions(weights.readFloat32('backbone.embeddings.position_embeddings'), cfg, gh, gw));
-  if (tableInfo.shape[tableInfo.shape.length - 1] !== D) throw new EngineError('weight_shape_mismatch', `position_embeddings [${tableInfo.shape.join(', ')}] do not end in hidden size ${D}`);
-  h = g.add(h, positions);
+  const grid = sizeOf(g, patches); // [gh, gw]
+  const tokens = g.transpose(g.reshape(patches, [0, D, -1]), [0, 2, 1]); // [B, N, D]
+  const cls = g.op('Expand', [emb.get('cls_token', [1, 1, D]), g.concat([batch, g.ints([1, D])], 0)], [{ dtype: tokens.dtype, shape: [x.shape[0]!, 1, D] }])[0]!;
+  let h = g.add(g.concat([cls, tokens], 1), positions);
 
   // Encoder; hidden state i is after layer i (0 = embeddings).
   const wanted = new Set(cfg.outIndices);
@@ -121,19 +116,19 @@ export function buildDepthAnythingGraph(weights: TensorSource, cfg: DepthAnythin
 
   // Neck: reassemble + 3×3 convs.
   const neck = root.at('neck');
+  const gridShape = g.concat([batch, grid, g.ints([D])], 0);
   const features = cfg.outIndices.map((idx, i) => g.scope(`neck.${i}`, () => {
     let s = states.get(idx)!;
     if (cfg.applyLayernorm) s = g.layerNorm(s, bb.get('layernorm.weight'), bb.get('layernorm.bias'), { eps: cfg.layerNormEps });
-    s = g.slice(s, [1], [1 + gh * gw], [1]); // drop cls
-    s = g.transpose(g.reshape(s, [1, gh, gw, D]), [0, 3, 1, 2]); // [1, D, gh, gw]
+    s = g.slice(s, [1], [2147483647], [1]); // drop cls
+    s = g.transpose(g.reshape(s, gridShape), [0, 3, 1, 2]); // [B, D, gh, gw]
     const layer = neck.at(`reassemble_stage.layers.${i}`);
     s = conv(g, layer.at('projection'), s);
     const f = cfg.reassembleFactors[i]!;
     if (f > 1) {
       const rw = layer.get('resize.weight');
       const [, cout, kh, kw] = rw.shape as number[];
-      const [sh, sw] = dims(s);
-      s = g.op('ConvTranspose', [s, rw, layer.maybe('resize.bias')], [{ dtype: s.dtype, shape: [1, cout!, sh * f, sw * f] }], {
+      s = g.op('ConvTranspose', [s, rw, layer.maybe('resize.bias')], [{ dtype: s.dtype, shape: [s.shape[0]!, cout!, UNKNOWN, UNKNOWN] }], {
         kernel_shape: attr.ints([kh!, kw!]), strides: attr.ints([f, f]),
       })[0]!;
     } else if (f < 1) {
@@ -152,26 +147,24 @@ export function buildDepthAnythingGraph(weights: TensorSource, cfg: DepthAnythin
       if (fused === undefined) {
         hs = feat;
       } else {
-        const size = dims(fused);
-        const [rh, rw] = dims(feat);
-        const r = rh === size[0] && rw === size[1] ? feat : g.resize(feat, { size, mode: 'bilinear' });
+        // The residual is resized (half-pixel bilinear) to the running map when they differ; same size: identity.
+        const r = resizeTo(g, feat, sizeOf(g, fused), false);
         hs = g.add(fused, residualConvUnit(g, layer.at('residual_layer1'), r));
       }
       hs = residualConvUnit(g, layer.at('residual_layer2'), hs);
-      const [hh, hw] = dims(hs);
       const next = reversed[k + 1];
-      hs = resizeAlignCorners(g, hs, next ? dims(next) : [hh * 2, hw * 2]);
+      hs = resizeTo(g, hs, next ? sizeOf(g, next) : g.mul(sizeOf(g, hs), 2), true);
       return conv(g, layer.at('projection'), hs);
     });
   });
 
-  // Head (on the last fused map: head_in_index −1).
+  // Head (on the last fused map: head_in_index −1), resized to the input size (patch grid × 14).
   if (cfg.headInIndex !== -1 && cfg.headInIndex !== features.length - 1) {
     throw new EngineError('bad_model_config', `head_in_index ${cfg.headInIndex} is not supported (only the last fused map, −1)`);
   }
   const head = root.at('head');
   let d = conv(g, head.at('conv1'), fused!, { padding: 1 });
-  d = resizeAlignCorners(g, d, [gh * p, gw * p]);
+  d = resizeTo(g, d, g.mul(grid, p), true);
   d = relu(g, conv(g, head.at('conv2'), d, { padding: 1 }));
   d = conv(g, head.at('conv3'), d);
   d = cfg.depthType === 'metric' ? g.sigmoid(d) : relu(g, d);

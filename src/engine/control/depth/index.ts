@@ -1,6 +1,6 @@
 // Depth Anything as the InstantID Space runs it: DepthEstimator.open(a transformers-layout folder or
 // .safetensors with its config.json), estimate(photo) → the 8-bit depth map the depth ControlNet (455)
-// is fed. One compiled graph per network input size (the position table is resized for it).
+// is fed. One compiled graph for every input size; the position table is resized on the host per token grid.
 import { createHash } from 'node:crypto';
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
@@ -8,21 +8,25 @@ import { fileURLToPath } from 'node:url';
 import { EngineError } from '../../errors.js';
 import { readJsonObject } from '../../formats/diffusers-component.js';
 import type { RunOptions } from '../../onnx/index.js';
-import { compileAndOpen, f32, outputF32, weightsHashOf, type CompiledNet, type F32, type NetLoadOptions } from '../../nets/net-session.js';
+import { attentionModeFor, compileAndOpen, f32, outputF32, weightsHashOf, type CompiledNet, type F32, type NetLoadOptions } from '../../nets/net-session.js';
 import { openSources, type TensorSource } from '../../nets/sdxl-weights.js';
 import { parseDepthAnythingConfig, type DepthAnythingConfig, type PositionInterpolation } from './config.js';
-import { DEPTH_IO, buildDepthAnythingGraph } from './graph.js';
+import { DEPTH_IO, buildDepthAnythingGraph, interpolatePositions } from './graph.js';
 import { depthPixelValues, depthToUint8, type DepthPost } from './transform.js';
 
 export { parseDepthAnythingConfig, interpolationForVersion, type DepthAnythingConfig, type PositionInterpolation } from './config.js';
 export { depthInputSize, depthPixelValues, depthToUint8, type DepthPost, type PixelValues } from './transform.js';
 export { buildDepthAnythingGraph, interpolatePositions, DEPTH_IO } from './graph.js';
 
-/** Where to get the weights, for messages (licences checked on the model cards). */
+/**
+ * Where to get the weights, for messages. Licences as the Hugging Face model cards of these (V1, -hf)
+ * repos state them; Depth-Anything-V2's Base/Large/Giant are CC-BY-NC-4.0 (non-commercial) — a V2 file
+ * in the transformers layout loads here too, under its own licence.
+ */
 export const DEPTH_ANYTHING_DOWNLOAD = {
   small: { repo: 'LiheYoung/depth-anything-small-hf', files: ['config.json', 'model.safetensors'], licence: 'Apache-2.0' },
-  base: { repo: 'LiheYoung/depth-anything-base-hf', files: ['config.json', 'model.safetensors'], licence: 'CC-BY-NC-4.0 (non-commercial)' },
-  large: { repo: 'LiheYoung/depth-anything-large-hf', files: ['config.json', 'model.safetensors'], licence: 'CC-BY-NC-4.0 (non-commercial)' },
+  base: { repo: 'LiheYoung/depth-anything-base-hf', files: ['config.json', 'model.safetensors'], licence: 'Apache-2.0' },
+  large: { repo: 'LiheYoung/depth-anything-large-hf', files: ['config.json', 'model.safetensors'], licence: 'Apache-2.0' },
 } as const;
 
 export interface RgbInput {
@@ -83,7 +87,10 @@ export function findDepthAnythingFiles(path: string): { config: Record<string, u
 }
 
 export class DepthEstimator {
-  private readonly graphs = new Map<string, Promise<CompiledNet>>();
+  private net: Promise<CompiledNet> | undefined;
+  private table: Float32Array | undefined;
+  /** Resized position tables by token grid ('gh×gw'), a few photo shapes at most. */
+  private readonly positions = new Map<string, F32>();
   private closed = false;
 
   private constructor(
@@ -115,27 +122,42 @@ export class DepthEstimator {
     }
   }
 
-  private graph(height: number, width: number): Promise<CompiledNet> {
+  private graph(): Promise<CompiledNet> {
     if (this.closed) throw new Error('DepthEstimator used after dispose()');
-    const key = `${height}x${width}`;
-    let g = this.graphs.get(key);
-    if (!g) {
-      g = compileAndOpen(
-        this.options,
-        { net: 'depth-anything', weightsHash: this.weightsHash, config: { ...this.config, height, width, code: depthSourceHash() } },
-        () => buildDepthAnythingGraph(this.source, this.config, { height, width, ...(this.options.dtype ? { dtype: this.options.dtype } : {}) }),
-      );
-      this.graphs.set(key, g);
-    }
-    return g;
+    const attention = this.options.attention ?? attentionModeFor(this.options.session?.executionProvider);
+    this.net ??= compileAndOpen(
+      this.options,
+      { net: 'depth-anything', weightsHash: this.weightsHash, config: { ...this.config, positionInterpolation: undefined, attention, code: depthSourceHash() } },
+      () => buildDepthAnythingGraph(this.source, this.config, { attention, ...(this.options.dtype ? { dtype: this.options.dtype } : {}) }),
+    );
+    return this.net;
   }
 
-  /** The network alone: [1, 3, H, W] pixel values (sides multiples of 14) → [1, H, W] predicted depth. */
+  /** Dinov2's position embeddings for a (gh × gw) token grid, [1, 1 + gh·gw, D]. */
+  private positionsFor(gh: number, gw: number): F32 {
+    const key = `${gh}x${gw}`;
+    let p = this.positions.get(key);
+    if (!p) {
+      this.table ??= this.source.readFloat32('backbone.embeddings.position_embeddings');
+      p = f32([1, 1 + gh * gw, this.config.hidden], interpolatePositions(this.table, this.config, gh, gw));
+      if (this.positions.size >= 16) this.positions.delete(this.positions.keys().next().value!);
+      this.positions.set(key, p);
+    }
+    return p;
+  }
+
+  /**
+   * The network alone, as transformers' forward: [B, 3, H, W] pixel values → [B, 14·(H // 14), 14·(W // 14)]
+   * predicted depth (the input size for sides that are multiples of 14, as the Space's resize makes them).
+   */
   async predict(pixelValues: F32, runOptions?: RunOptions): Promise<F32> {
     const [b, c, h, w] = pixelValues.dims;
-    if (pixelValues.dims.length !== 4 || b !== 1 || c !== 3) throw new Error(`Depth Anything takes [1, 3, H, W] pixel values, got [${pixelValues.dims.join(', ')}]`);
-    const net = await this.graph(h!, w!);
-    return outputF32(await net.session.run({ [DEPTH_IO.input]: pixelValues }, runOptions), DEPTH_IO.output);
+    if (pixelValues.dims.length !== 4 || !b || c !== 3) throw new EngineError('bad_input', `Depth Anything takes [B, 3, H, W] pixel values, got [${pixelValues.dims.join(', ')}]`);
+    const p = this.config.patch;
+    if (h! < p || w! < p) throw new EngineError('bad_input', `Depth Anything needs an input of at least ${p}×${p} pixels, got ${w}×${h}`);
+    const net = await this.graph();
+    const feeds = { [DEPTH_IO.input]: pixelValues, [DEPTH_IO.positions]: this.positionsFor(Math.floor(h! / p), Math.floor(w! / p)) };
+    return outputF32(await net.session.run(feeds, runOptions), DEPTH_IO.output);
   }
 
   /** The Space's get_depth_map: the photo (RGB HWC) → its 8-bit depth map at the photo's size. */
@@ -149,8 +171,8 @@ export class DepthEstimator {
   async dispose(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
-    const nets = await Promise.allSettled([...this.graphs.values()]);
-    for (const n of nets) if (n.status === 'fulfilled') await n.value.session.dispose();
+    const net = await this.net?.catch(() => undefined);
+    await net?.session.dispose();
     this.closeFiles();
   }
 }

@@ -14,17 +14,26 @@ import { f32, type F32 } from '../../nets/net-session.js';
 
 const fail = (name: string, note: string): Check => ({ name, maxAbsError: Infinity, allowed: 0, pass: false, note });
 
-function tolerances(c: GoldenCase): { float: Tolerance; u8: { maxAbsDiff: number; maxFraction: number } } {
+interface Tolerances {
+  /** The float tolerance for a quantity: the entry whose key names it ("predicted_depth / pixel_values crops / …"), else the first. */
+  float(quantity: string): Tolerance;
+  u8: { maxAbsDiff: number; maxFraction: number };
+}
+
+function tolerances(c: GoldenCase): Tolerances {
   const tol = (c.json.tolerance ?? {}) as Record<string, unknown>;
-  let float: Tolerance = c.tolerance;
+  const floats: { names: string[]; t: Tolerance }[] = [];
   let u8 = { maxAbsDiff: 0, maxFraction: 0 };
-  for (const v of Object.values(tol)) {
+  for (const [key, v] of Object.entries(tol)) {
     if (!v || typeof v !== 'object') continue;
     const e = v as Record<string, unknown>;
-    if (typeof e.atol === 'number') float = { atol: e.atol, rtol: typeof e.rtol === 'number' ? e.rtol : 0 };
+    if (typeof e.atol === 'number') floats.push({ names: key.split('/').map((n) => n.trim().replace(/ crops$/, '_crop')), t: { atol: e.atol, rtol: typeof e.rtol === 'number' ? e.rtol : 0 } });
     if (typeof e.max_abs_diff === 'number') u8 = { maxAbsDiff: e.max_abs_diff, maxFraction: typeof e.max_fraction_differing === 'number' ? e.max_fraction_differing : 0 };
   }
-  return { float, u8 };
+  return {
+    float: (quantity) => (floats.find((f) => f.names.some((n) => n === quantity || quantity.startsWith(`${n}_`)))?.t ?? floats[0]?.t ?? c.tolerance),
+    u8,
+  };
 }
 
 /** x[..., :h, :w] (corner 'top_left') or x[..., -h:, -w:] of a [planes, H, W] tensor. */
@@ -59,7 +68,7 @@ export async function evaluate(c: GoldenCase): Promise<Check[]> {
   const weightsPath = caseFile(c, 'weights', 'weights.safetensors');
   const io = c.io();
   const inputs = new Set(caseNames(c, 'inputs'));
-  const { float, u8 } = tolerances(c);
+  const tols = tolerances(c);
   const items = Array.isArray(c.config.items) ? (c.config.items as Record<string, unknown>[]) : [];
   const estimators = new Map<string, Promise<DepthEstimator>>();
   const estimator = (variant: PositionInterpolation | undefined): Promise<DepthEstimator> => {
@@ -108,7 +117,7 @@ export async function evaluate(c: GoldenCase): Promise<Check[]> {
       const shape = io.info(out).shape;
       if (inputs.has(`${item}.pixel_values`) && quantity === 'predicted_depth') {
         const got = await (await estimator(variant)).predict(ioF32(c, `${item}.pixel_values`));
-        checks.push(compareClose(out, got.data, expected, float));
+        checks.push(compareClose(out, got.data, expected, tols.float(quantity)));
         continue;
       }
       if (!inputs.has(`${item}.input_rgb_uint8`)) {
@@ -122,17 +131,17 @@ export async function evaluate(c: GoldenCase): Promise<Check[]> {
         const isPx = cropped[1] === 'pixel_values';
         const [h, w] = shape.slice(-2) as [number, number];
         const got = crop(isPx ? r.pixels.data : r.predicted.data, isPx ? 3 : 1, H, W, h, w, cropped[2] as 'top_left' | 'bottom_right');
-        checks.push(compareClose(out, got, expected, float));
+        checks.push(compareClose(out, got, expected, tols.float(quantity)));
       } else if (quantity === 'pixel_values') {
-        checks.push(compareClose(out, r.pixels.data, expected, float));
+        checks.push(compareClose(out, r.pixels.data, expected, tols.float(quantity)));
       } else if (quantity === 'predicted_depth') {
-        checks.push(compareClose(out, r.predicted.data, expected, float));
+        checks.push(compareClose(out, r.predicted.data, expected, tols.float(quantity)));
       } else if (quantity === 'depth_resized') {
-        checks.push(compareClose(out, r.resized, expected, float));
+        checks.push(compareClose(out, r.resized, expected, tols.float(quantity)));
       } else if (quantity === 'depth_min_max') {
-        checks.push(compareClose(out, [r.min, r.max], expected, float));
+        checks.push(compareClose(out, [r.min, r.max], expected, tols.float(quantity)));
       } else if (quantity === 'depth_uint8') {
-        checks.push(compareUint8(out, r.uint8, expected, u8));
+        checks.push(compareUint8(out, r.uint8, expected, tols.u8));
       } else {
         checks.push(fail(out, `unknown depth quantity ${quantity}`));
       }
