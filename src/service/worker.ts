@@ -1,6 +1,7 @@
 // The in-process worker: claims queued tasks one at a time and walks each through the lifecycle —
 // preprocess (fetch URL inputs, the runner's checks), run (progress, outputs staged), postprocess
-// (outputs published in one transaction) — or task_error / pexit 1 / task_cancel.
+// (outputs published in one transaction). Every failure ends as Wiro ends one: task_postprocess_end with
+// pexit "1" and the reason in debugerror (a task_error frame goes first, as a log line); Kill ends as task_cancel.
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { ServiceContext, ServiceTool } from './context.js';
@@ -156,10 +157,11 @@ export class Worker {
     let ended: TaskRecord | undefined;
     if (killed) {
       ended = await ctx.store.finish(task.id, 'task_cancel', { progress: null, pexit: '0' }, []);
-    } else if (phase === 'preprocess') {
-      ended = await ctx.store.finish(task.id, 'task_error', { debugerror: reason(err), pexit: '1', progress: null }, []);
     } else {
-      if (!(err instanceof TaskInputError)) ctx.log.error(`task ${task.id} failed: ${err instanceof Error ? err.stack : String(err)}`);
+      // Wiro's clients stop only on task_postprocess_end / task_cancel and read pexit; task_error is, to them,
+      // a stderr line. So the reason goes out as a task_error frame, and the task ends as a failed run.
+      if (!(err instanceof TaskInputError)) ctx.log.error(`task ${task.id} failed in ${phase}: ${err instanceof Error ? err.stack : String(err)}`);
+      ctx.events.publish({ taskId: task.id, type: 'task_error', message: reason(err) });
       ended = await ctx.store.finish(task.id, 'task_postprocess_end', { debugerror: reason(err), pexit: '1', progress: null }, []);
     }
     ended ??= await ctx.store.getTaskById(task.id);

@@ -36,10 +36,11 @@ test('a successful run ends in task_postprocess_end with pexit "0", its outputs 
   assert.deepEqual(Buffer.from(await png.arrayBuffer()), TINY_PNG);
 });
 
-test('a failure before the model runs ends as task_error with the reason in debugerror and no cost', async () => {
+test('a failure before the model runs ends as Wiro ends one: task_postprocess_end, pexit "1", the reason in debugerror, no cost', async () => {
   const id = await run({ inputImageUrl: 'https://images.example/face.png', mode: 'fail-pre' });
   const task = await waitForTerminal(s, id);
-  assert.equal(task.status, 'task_error');
+  assert.equal(task.status, 'task_postprocess_end');
+  assert.equal(task.pexit, '1');
   assert.match(task.debugerror as string, /no face detected in inputImageUrl/);
   assert.equal(task.totalcost, '0');
   assert.deepEqual(task.outputs, []);
@@ -48,14 +49,16 @@ test('a failure before the model runs ends as task_error with the reason in debu
 test('a URL input that cannot be fetched fails the task in preprocess, naming the input', async () => {
   const id = await run({ inputImageUrl: 'https://images.example/missing.png' });
   const task = await waitForTerminal(s, id);
-  assert.equal(task.status, 'task_error');
+  assert.equal(task.status, 'task_postprocess_end');
+  assert.equal(task.pexit, '1');
   assert.match(task.debugerror as string, /^inputImageUrl .*404/);
 });
 
 test('a bare file name as inputImageUrl fails the task with advice, not a crash', async () => {
   const id = await run({ inputImageUrl: 'input-portrait-2.jpg' });
   const task = await waitForTerminal(s, id);
-  assert.equal(task.status, 'task_error');
+  assert.equal(task.status, 'task_postprocess_end');
+  assert.equal(task.pexit, '1');
   assert.match(task.debugerror as string, /not an http\(s\) URL/);
 });
 
