@@ -64,7 +64,7 @@ export function runRoutes(ctx: ServiceContext, dispatcher: Dispatcher) {
       const validation = tool.validate(body, Object.fromEntries(uploads.map((u) => [u.id, u])));
       if (!validation.ok) return { result: false, errors: validation.errors };
 
-      const notes: string[] = [];
+      const notes: string[] = [...(validation.notes ?? [])];
       let callbackUrl = typeof body.callbackUrl === 'string' ? body.callbackUrl.trim() : '';
       if (callbackUrl && !/^https?:\/\/[^\s]+$/i.test(callbackUrl)) {
         notes.push(`callbackUrl ignored: "${callbackUrl.slice(0, 80)}" is not an http(s) URL.`);
