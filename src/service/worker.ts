@@ -12,6 +12,7 @@ import type { FileRecord, TaskRecord } from './store/types.js';
 import { advance, announceTerminal } from './tasks/lifecycle.js';
 import { progressMessage } from './tasks/serialize.js';
 import { taskDir } from './files.js';
+import { ownFileRef } from './routes/file.js';
 
 class Killed extends Error {
   constructor() {
@@ -168,6 +169,20 @@ export class Worker {
     if (ended) await announceTerminal(ctx, ended);
   }
 
+  /** A file of this server's, by the access key and name in its URL; only the task's own project's files. */
+  private async ownFile(task: TaskRecord, ref: { accessKey: string; name: string }, label: string, url: string): Promise<{ bytes: Uint8Array; contentType: string }> {
+    const ctx = this.ctx;
+    const file = (await ctx.store.findUpload(ref.accessKey, ref.name)) ?? (await ctx.store.findFile(ref.accessKey, ref.name));
+    if (!file || file.projectId !== task.projectId) {
+      throw new TaskInputError('url_fetch', `${label} ${url.slice(0, 200)} is not a file of this project on this server (it may have been deleted): upload it again with File/Upload.`);
+    }
+    try {
+      return { bytes: await readFile(ctx.files.localPath(file.path)), contentType: file.contentType };
+    } catch {
+      throw new TaskInputError('url_fetch', `${label} ${url.slice(0, 200)} was deleted: upload it again with File/Upload.`);
+    }
+  }
+
   /** Reads each uploaded input, and downloads each URL input through the guarded fetcher, into the task's folder. */
   private async fetchInputs(task: TaskRecord, tool: ServiceTool, signal: AbortSignal): Promise<Record<string, InputFile>> {
     const ctx = this.ctx;
@@ -185,11 +200,17 @@ export class Worker {
         throw new TaskInputError('url_invalid', `${label} "${url.slice(0, 200)}" is not an http(s) URL: give a full URL to the image, or upload the file as ${id}.`);
       }
       let fetched: { bytes: Uint8Array; contentType: string };
-      try {
-        fetched = await ctx.net.fetchImage(url, { label, signal });
-      } catch (err) {
-        if (signal.aborted) throw new Killed();
-        throw new TaskInputError('url_fetch', reason(err));
+      const own = ownFileRef(url, ctx.config.publicUrl);
+      if (own) {
+        // Our own link (a File/Upload or an earlier output): read it here, no fetch and no fetch-allow needed.
+        fetched = await this.ownFile(task, own, label, url);
+      } else {
+        try {
+          fetched = await ctx.net.fetchImage(url, { label, signal });
+        } catch (err) {
+          if (signal.aborted) throw new Killed();
+          throw new TaskInputError('url_fetch', reason(err));
+        }
       }
       const ext = fetched.contentType.split('/')[1]?.replace('jpeg', 'jpg').replace(/[^a-z0-9]/g, '') || 'bin';
       const path = join(taskDir(task.id), 'inputs', `${id}.${ext}`);
