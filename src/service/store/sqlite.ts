@@ -368,7 +368,8 @@ export class SqliteTaskStore implements TaskStore {
   }
 
   async cancelQueued(id: number): Promise<boolean> {
-    return this.sql("UPDATE tasks SET status = 'task_cancel', canceltime = ? WHERE id = ? AND status = 'task_queue'")
+    // pexit "0", as the seed's Cancel example shows it.
+    return this.sql("UPDATE tasks SET status = 'task_cancel', pexit = '0', canceltime = ? WHERE id = ? AND status = 'task_queue'")
       .run(this.now(), id).changes === 1;
   }
 
