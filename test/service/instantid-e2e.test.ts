@@ -101,6 +101,7 @@ test('an uploaded face photo → task_postprocess_end with `samples` PNGs of the
   assert.deepEqual(await pngSizes(task), ['0.png png 64x64', '1.png png 64x64']);
   assert.match(String(task.debugoutput), /smoke model set/);
   assert.match(String(task.debugoutput), /RANDOM recognizer/);
+  assert.match(String(task.debugoutput), /ControlNets: 454 \S*canny\S* \(scale [\d.]+\)/, 'the default canny is named');
 });
 
 /** Frames of the task's WebSocket until a terminal one. */
