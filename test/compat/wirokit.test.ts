@@ -30,7 +30,8 @@ test('camera-roll bytes: upload, Run by URL, track over the WebSocket to the out
   const up = await kit.upload(TINY_PNG, 'IMG_0001.PNG');
   assert.equal(up.isSuccess, true);
   assert.equal(up.files[0]!.size, TINY_PNG.length);
-  const { token } = await kit.run(MODEL, { inputImageUrl: up.files[0]!.url, prompt: 'a portrait', steps: 3, samples: 2 });
+  // runModel's resolveFileInputs puts the uploaded file's URL under the input's own key.
+  const { token } = await kit.run(MODEL, { inputImage: up.files[0]!.url, prompt: 'a portrait', steps: 3, samples: 2 });
   const { events, task } = await kit.trackWithSocket(token);
   const last = events.at(-1)!;
   assert.equal(last.status, 'task_postprocess_end');
