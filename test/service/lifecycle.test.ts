@@ -46,6 +46,18 @@ test('a failure before the model runs ends as Wiro ends one: task_postprocess_en
   assert.deepEqual(task.outputs, []);
 });
 
+test('a failure shows the same on Task/List and in the callback: task_postprocess_end, pexit "1", the reason', async () => {
+  const id = await run({ inputImageUrl: 'https://images.example/face.png', mode: 'fail-pre', callbackUrl: 'https://hooks.example/done' });
+  await waitForTerminal(s, id);
+  const listed = ((await s.post('/v1/Task/List', {})).json.tasklist as Record<string, unknown>[]).find((t) => t.id === id)!;
+  assert.deepEqual([listed.status, listed.pexit], ['task_postprocess_end', '1']);
+  assert.match(String(listed.debugerror), /no face detected/);
+  for (let i = 0; i < 100 && !s.net.callbacks.some((c) => c.payload.id === id); i++) await new Promise((r) => setTimeout(r, 10));
+  const cb = s.net.callbacks.find((c) => c.payload.id === id)!;
+  assert.deepEqual([cb.payload.status, cb.payload.pexit, cb.payload.totalcost], ['task_postprocess_end', '1', '0']);
+  assert.match(String(cb.payload.debugerror), /no face detected/);
+});
+
 test('a URL input that cannot be fetched fails the task in preprocess, naming the input', async () => {
   const id = await run({ inputImageUrl: 'https://images.example/missing.png' });
   const task = await waitForTerminal(s, id);
