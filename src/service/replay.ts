@@ -29,6 +29,8 @@ export interface ActingRequest {
 export const IDEMPOTENCY_TTL_MS = 24 * 3600 * 1000;
 const PENDING_WAIT_MS = 15_000;
 const PENDING_POLL_MS = 25;
+/** Longer than any acting call takes (Kill waits at most killWaitMs, 30 s by default). */
+const ABANDONED_AFTER_MS = 120_000;
 const PRUNE_EVERY_MS = 60_000;
 
 /** A stable digest of a request: the route plus its body (object keys sorted) and any file bytes' digests. */
@@ -125,7 +127,12 @@ export class ReplayGuard {
       if (record.status !== null && record.response !== null) {
         return { status: record.status, body: JSON.parse(record.response) as unknown, replayed: true };
       }
-      // The first request is still being handled (or crashed mid-way and will be released): wait for its answer.
+      // The first request is still being handled: wait for its answer. A claim left pending far longer than any
+      // request takes was left by a process that stopped mid-request; it is forgotten, so this one may act.
+      if (this.now() - record.createdAt > ABANDONED_AFTER_MS) {
+        await this.store.releaseReplay(layer.scope, layer.ref);
+        continue;
+      }
       if (this.now() > deadline) {
         throw new ApiError(0, 'The same request is still being handled; ask again in a moment.', 409);
       }

@@ -69,3 +69,17 @@ test('Idempotency-Key headers must be printable tokens', () => {
   assert.throws(() => idempotencyKeyOf({ 'idempotency-key': 'has space' }), /printable ASCII/);
   assert.throws(() => idempotencyKeyOf({ 'idempotency-key': 'x'.repeat(256) }), /1 to 255/);
 });
+
+test('a claim left pending by a process that stopped mid-request is forgotten after two minutes', async () => {
+  let t = 1_800_000_000_000;
+  const clocked = new SqliteTaskStore(':memory:', { now: () => t });
+  try {
+    const g = new ReplayGuard(clocked, 300, () => t);
+    assert.deepEqual(await clocked.claimReplay('key:k6', '6', 'p', t + 301_000), { claimed: true }); // never completed
+    t += 121_000;
+    const answer = await g.once({ key: key('k6'), nonce: { value: '6', atMs: t - 121_000 } }, 'p', async () => 'acted');
+    assert.deepEqual([answer.body, answer.replayed], ['acted', false]);
+  } finally {
+    await clocked.close();
+  }
+});

@@ -466,7 +466,7 @@ export class SqliteTaskStore implements TaskStore {
          ON CONFLICT (scope, ref) DO NOTHING`).run(scope, ref, fingerprint, now, expiresAt);
       if (info.changes === 1) return undefined;
       return this.sql<[string, string], ReplayRecord>(
-        'SELECT fingerprint, status, response FROM replay_records WHERE scope = ? AND ref = ?').get(scope, ref);
+        'SELECT fingerprint, status, response, created_at AS createdAt FROM replay_records WHERE scope = ? AND ref = ?').get(scope, ref);
     });
     const record = claim.immediate();
     return record ? { claimed: false, record } : { claimed: true };

@@ -111,6 +111,8 @@ export interface ReplayRecord {
   fingerprint: string;
   status: number | null;
   response: string | null;
+  /** When the first request claimed it (unix ms). */
+  createdAt: number;
 }
 
 /** A file uploaded with File/Upload, before (and independent of) any task. */
