@@ -1,4 +1,5 @@
-// POST /v1/Run/:owner/:tool — validate against the tool's schema, store uploads, queue the task.
+// POST /v1/Run/:owner/:tool — validate against the tool's schema, store uploads, queue the task; once per
+// signed nonce and per Idempotency-Key (replay.ts).
 // JSON or multipart/form-data; a file input arrives as the file ({id}) or a URL ({id}Url). A rejected
 // request queues nothing and leaves no file behind.
 import type { FastifyInstance, FastifyRequest } from 'fastify';
@@ -59,8 +60,8 @@ export function runRoutes(ctx: ServiceContext, dispatcher: Dispatcher) {
       return answerOnce(reply, { ...acting, request: { ...acting.request, idempotencyKey } }, print, () => queue(body, uploads, tool, req));
     });
 
+    /** Validates and queues: what a Run does the first time (replays get its answer, see replay.ts). */
     async function queue(body: Record<string, unknown>, uploads: Upload[], tool: ServiceTool, req: FastifyRequest) {
-
       const validation = tool.validate(body, Object.fromEntries(uploads.map((u) => [u.id, u])));
       if (!validation.ok) return { result: false, errors: validation.errors };
 
