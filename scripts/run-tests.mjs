@@ -22,7 +22,12 @@ if (files.length === 0) {
   console.error('no test files matched');
   process.exit(1);
 }
-const result = spawnSync(process.execPath, ['--import', 'tsx', '--test', '--test-concurrency=2', '--test-timeout=120000', ...files], {
+// The usual report (spec on a terminal, TAP otherwise), then a one-line summary at the very end.
+const reporters = [
+  `--test-reporter=${process.stdout.isTTY ? 'spec' : 'tap'}`, '--test-reporter-destination=stdout',
+  `--test-reporter=${new URL('./summary-reporter.mjs', import.meta.url).href}`, '--test-reporter-destination=stdout',
+];
+const result = spawnSync(process.execPath, ['--import', 'tsx', '--test', '--test-concurrency=2', '--test-timeout=120000', ...reporters, ...files], {
   cwd: root,
   stdio: 'inherit',
 });

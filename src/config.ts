@@ -8,7 +8,7 @@ export interface ServiceConfig {
   home: string;
   /** Base URL put in file links (what clients can reach); defaults to http://host:port. */
   publicUrl: string;
-  /** Seconds within which a (key, nonce) pair may not be reused; 0 disables the check. */
+  /** ± seconds a nonce (a timestamp) may be from the clock, and how long acting calls' nonces are remembered; 0 disables both. */
   nonceWindowSeconds: number;
   /** CIDRs / host names the fetcher may reach although private (tests, private deployments). */
   fetchAllow: string[];

@@ -10,6 +10,7 @@ import { DEFAULT_DET_SIZE } from '../engine/face/scrfd.js';
 import type { Detection } from '../engine/face/types.js';
 import { ImageError, decodeImageRGB } from '../net/image.js';
 import { fail } from './args.js';
+import { resolveFaceModels } from '../tools/instantid/models.js';
 
 const DEFAULT_DETECTOR = join('models', 'antelopev2', 'scrfd_10g_bnkps.onnx');
 
@@ -22,7 +23,8 @@ right mouth corner, as seen in the image) in the photo's own pixels, highest sco
 InstantID would use (the largest) is marked. If nothing is found at --det-size (default 640), smaller
 sizes are tried as ComfyUI_InstantID does, unless --no-retry.
 
---detector defaults to $LIKENESS_HOME/${DEFAULT_DETECTOR} (LIKENESS_HOME defaults to ./data). Any SCRFD
+--detector defaults to $LIKENESS_HOME/${DEFAULT_DETECTOR} (LIKENESS_HOME defaults to ./data), else the
+detector \`likeness models smoke --detector FILE\` copied into the smoke set — the one a Run would use. Any SCRFD
 ONNX with keypoints works (antelopev2 scrfd_10g_bnkps, buffalo det_10g / det_2.5g / det_500m).
 Exit status: 0 faces found, 1 none found, 2 usage or model errors.`;
 
@@ -66,7 +68,8 @@ export async function run(args: string[]): Promise<number> {
   if (!Number.isInteger(detSize) || detSize < 32 || detSize % 32 !== 0) return fail('--det-size must be a positive multiple of 32');
   const threads = values.threads === undefined ? undefined : Number(values.threads);
   if (threads !== undefined && (!Number.isInteger(threads) || threads < 0)) return fail('--threads must be a whole number');
-  const detector = values.detector ?? join(loadConfig(values.home ? { home: values.home } : {}).home, DEFAULT_DETECTOR);
+  // The detector a Run would use: antelopev2's, else the one `models smoke --detector` copied in.
+  const detector = values.detector ?? resolveFaceModels({ home: loadConfig(values.home ? { home: values.home } : {}).home }, true).detector;
 
   let analyzer: FaceAnalyzer | undefined;
   try {

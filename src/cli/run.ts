@@ -8,11 +8,13 @@ import { ProgressDisplay, clientFromEnv, describeTask, errorText, processIO, typ
 const DEFAULT_TOOL = 'wiro/instant-id-controlnet-lora';
 
 const USAGE = `usage: likeness run [--tool OWNER/SLUG] (--image FILE | --image-url URL) [--prompt TEXT]
-                    [--param KEY=VALUE ...] [--wait] [--out DIR] [--json]
+                    [--pose FILE | --pose-url URL] [--param KEY=VALUE ...] [--wait] [--out DIR] [--json]
 
 Queues a task (default tool ${DEFAULT_TOOL}).
   --image FILE        the face photo, uploaded with the request (multipart)
   --image-url URL     or a URL the server fetches (inputImageUrl)
+  --pose FILE         a photo whose pose (face keypoints) the image takes, uploaded (inputPoseImage)
+  --pose-url URL      or a URL the server fetches (inputPoseImageUrl)
   --prompt TEXT       the prompt
   --param KEY=VALUE   any other input, e.g. --param steps=30 --param selectedControlnetModel=458
                       (repeat a key to send a list)
@@ -46,6 +48,8 @@ async function parse(args: string[]): Promise<RunRequest | { usage: string } | '
         tool: { type: 'string', default: DEFAULT_TOOL },
         image: { type: 'string' },
         'image-url': { type: 'string' },
+        pose: { type: 'string' },
+        'pose-url': { type: 'string' },
         prompt: { type: 'string' },
         param: { type: 'string', multiple: true },
         wait: { type: 'boolean', default: false },
@@ -61,6 +65,7 @@ async function parse(args: string[]): Promise<RunRequest | { usage: string } | '
   const slug = /^([^/\s]+)\/([^/\s]+)$/.exec(values.tool ?? DEFAULT_TOOL);
   if (!slug) return { usage: `--tool must look like OWNER/SLUG, got "${values.tool}"` };
   if (values.image && values['image-url']) return { usage: 'give --image or --image-url, not both' };
+  if (values.pose && values['pose-url']) return { usage: 'give --pose or --pose-url, not both' };
 
   const params: Record<string, unknown> = {};
   for (const kv of values.param ?? []) {
@@ -73,12 +78,15 @@ async function parse(args: string[]): Promise<RunRequest | { usage: string } | '
   }
   if (values.prompt !== undefined) params.prompt = values.prompt;
   if (values['image-url'] !== undefined) params.inputImageUrl = values['image-url'];
+  if (values['pose-url'] !== undefined) params.inputPoseImageUrl = values['pose-url'];
 
   let files: Record<string, RunFile> | undefined;
-  if (values.image !== undefined) {
-    const info = await stat(values.image).catch(() => undefined);
-    if (!info?.isFile()) return { usage: `--image ${values.image}: no such file` };
-    files = { inputImage: { path: values.image } };
+  for (const [flag, input] of [['image', 'inputImage'], ['pose', 'inputPoseImage']] as const) {
+    const path = values[flag];
+    if (path === undefined) continue;
+    const info = await stat(path).catch(() => undefined);
+    if (!info?.isFile()) return { usage: `--${flag} ${path}: no such file` };
+    files = { ...files, [input]: { path } };
   }
   return { owner: slug[1]!, tool: slug[2]!, params, files, wait: values.wait || values.out !== undefined, out: values.out, json: values.json };
 }

@@ -6,9 +6,10 @@ export function signature(apiKey: string, apiSecret: string, nonce: string): str
 }
 
 /**
- * Nonces are the clock in milliseconds followed by a three-digit counter, and strictly increasing within
- * the process: requests in the same millisecond (or after the clock steps back) never reuse one, and
- * servers that read the nonce as a timestamp still can (drop the last three digits).
+ * Nonces are the clock in milliseconds (a timestamp, as Likeness and Wiro read them), strictly increasing
+ * within the process: requests in the same millisecond (or after the clock steps back) take the next
+ * millisecond, so none reuses one. A burst runs ahead of the clock by one millisecond a request, far
+ * inside the server's freshness window.
  */
 export class NonceSource {
   private last = 0;
@@ -16,7 +17,7 @@ export class NonceSource {
   constructor(private readonly now: () => number = Date.now) {}
 
   next(): string {
-    const candidate = this.now() * 1000;
+    const candidate = this.now();
     this.last = candidate > this.last ? candidate : this.last + 1;
     return String(this.last);
   }

@@ -29,7 +29,7 @@ export interface ServiceTool {
   validate(
     body: Record<string, unknown>,
     files: Record<string, UploadedFileInfo>,
-  ): { ok: true; params: unknown } | { ok: false; errors: ValidationError[] };
+  ): { ok: true; params: unknown; notes?: string[] } | { ok: false; errors: ValidationError[] };
   /** The Tool/Detail item. */
   detail(): Record<string, unknown>;
   /** The Tool/List item. */

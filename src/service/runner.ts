@@ -45,7 +45,7 @@ export class TaskInputError extends Error {
 export interface ToolRunner {
   /**
    * Runs in task_preprocess_*: checks inputs before any model runs (face detection, for example).
-   * A throw here ends the task as task_error.
+   * A throw here fails the task (task_postprocess_end, pexit "1", the message in debugerror).
    */
   preprocess?(ctx: RunContext): Promise<void>;
   /** Runs in task_start … task_output: a throw ends the task with pexit 1 and no outputs. */

@@ -3,7 +3,8 @@
 import Fastify, { type FastifyInstance, type FastifyRequest } from 'fastify';
 import multipart from '@fastify/multipart';
 import websocket from '@fastify/websocket';
-import { authenticate, NonceCache } from './auth.js';
+import { authenticate } from './auth.js';
+import { ReplayGuard, type ActingContext } from './replay.js';
 import type { ServiceContext } from './context.js';
 import { ApiError, failure } from './http.js';
 import type { ApiKeyRecord } from './store/types.js';
@@ -16,6 +17,10 @@ import { socketRoutes } from './routes/socket.js';
 declare module 'fastify' {
   interface FastifyRequest {
     apiKey: ApiKeyRecord | null;
+    /** The signed nonce of an authenticated signature-project request. */
+    nonce: { value: string; atMs: number } | null;
+    /** For routes that act: the replay guard and this request's identity (see replay.ts). */
+    acting(): ActingContext;
   }
   interface FastifyContextConfig {
     /** Signed (or API-key) requests only. */
@@ -45,7 +50,7 @@ export async function buildServer(ctx: ServiceContext, dispatcher: Dispatcher, o
     // Wiro clients send ids like "2221" as strings; nothing here needs Fastify's ajv coercion.
     ajv: { customOptions: { coerceTypes: false } },
   });
-  const nonces = new NonceCache(ctx.config.nonceWindowSeconds);
+  const guard = new ReplayGuard(ctx.store, ctx.config.nonceWindowSeconds);
 
   // The seed's curl sends JSON with `Content-Type: multipart/form-data` and no boundary: read it as JSON.
   app.addHook('onRequest', async (req) => {
@@ -71,11 +76,17 @@ export async function buildServer(ctx: ServiceContext, dispatcher: Dispatcher, o
   await app.register(websocket, { options: { maxPayload: 64 * 1024 } });
 
   app.decorateRequest('apiKey', null);
+  app.decorateRequest('nonce', null);
+  app.decorateRequest('acting', function (this: FastifyRequest): ActingContext {
+    if (!this.apiKey) throw new Error('acting() on an unauthenticated request');
+    return { guard, request: { key: this.apiKey, nonce: this.nonce ?? undefined } };
+  });
   app.addHook('preHandler', async (req: FastifyRequest, reply) => {
     if (!req.routeOptions.config.auth) return;
-    const result = await authenticate(ctx.store, nonces, req.headers);
+    const result = await authenticate(ctx.store, req.headers, { windowSeconds: ctx.config.nonceWindowSeconds });
     if (!result.ok) return reply.code(401).send(failure([{ code: 0, message: result.message }]));
     req.apiKey = result.key;
+    req.nonce = result.nonce ?? null;
   });
 
   app.setErrorHandler((err: Error & { statusCode?: number; code?: string }, req, reply) => {

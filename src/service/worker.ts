@@ -1,6 +1,7 @@
 // The in-process worker: claims queued tasks one at a time and walks each through the lifecycle —
 // preprocess (fetch URL inputs, the runner's checks), run (progress, outputs staged), postprocess
-// (outputs published in one transaction) — or task_error / pexit 1 / task_cancel.
+// (outputs published in one transaction). Every failure ends as Wiro ends one: task_postprocess_end with
+// pexit "1" and the reason in debugerror (a task_error frame goes first, as a log line); Kill ends as task_cancel.
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { ServiceContext, ServiceTool } from './context.js';
@@ -11,6 +12,7 @@ import type { FileRecord, TaskRecord } from './store/types.js';
 import { advance, announceTerminal } from './tasks/lifecycle.js';
 import { progressMessage } from './tasks/serialize.js';
 import { taskDir } from './files.js';
+import { ownFileRef } from './routes/file.js';
 
 class Killed extends Error {
   constructor() {
@@ -156,14 +158,29 @@ export class Worker {
     let ended: TaskRecord | undefined;
     if (killed) {
       ended = await ctx.store.finish(task.id, 'task_cancel', { progress: null, pexit: '0' }, []);
-    } else if (phase === 'preprocess') {
-      ended = await ctx.store.finish(task.id, 'task_error', { debugerror: reason(err), pexit: '1', progress: null }, []);
     } else {
-      if (!(err instanceof TaskInputError)) ctx.log.error(`task ${task.id} failed: ${err instanceof Error ? err.stack : String(err)}`);
+      // Wiro's clients stop only on task_postprocess_end / task_cancel and read pexit; task_error is, to them,
+      // a stderr line. So the reason goes out as a task_error frame, and the task ends as a failed run.
+      if (!(err instanceof TaskInputError)) ctx.log.error(`task ${task.id} failed in ${phase}: ${err instanceof Error ? err.stack : String(err)}`);
+      ctx.events.publish({ taskId: task.id, type: 'task_error', message: reason(err) });
       ended = await ctx.store.finish(task.id, 'task_postprocess_end', { debugerror: reason(err), pexit: '1', progress: null }, []);
     }
     ended ??= await ctx.store.getTaskById(task.id);
     if (ended) await announceTerminal(ctx, ended);
+  }
+
+  /** A file of this server's, by the access key and name in its URL; only the task's own project's files. */
+  private async ownFile(task: TaskRecord, ref: { accessKey: string; name: string }, label: string, url: string): Promise<{ bytes: Uint8Array; contentType: string }> {
+    const ctx = this.ctx;
+    const file = (await ctx.store.findUpload(ref.accessKey, ref.name)) ?? (await ctx.store.findFile(ref.accessKey, ref.name));
+    if (!file || file.projectId !== task.projectId) {
+      throw new TaskInputError('url_fetch', `${label} ${url.slice(0, 200)} is not a file of this project on this server (it may have been deleted): upload it again with File/Upload.`);
+    }
+    try {
+      return { bytes: await readFile(ctx.files.localPath(file.path)), contentType: file.contentType };
+    } catch {
+      throw new TaskInputError('url_fetch', `${label} ${url.slice(0, 200)} was deleted: upload it again with File/Upload.`);
+    }
   }
 
   /** Reads each uploaded input, and downloads each URL input through the guarded fetcher, into the task's folder. */
@@ -183,11 +200,17 @@ export class Worker {
         throw new TaskInputError('url_invalid', `${label} "${url.slice(0, 200)}" is not an http(s) URL: give a full URL to the image, or upload the file as ${id}.`);
       }
       let fetched: { bytes: Uint8Array; contentType: string };
-      try {
-        fetched = await ctx.net.fetchImage(url, { label, signal });
-      } catch (err) {
-        if (signal.aborted) throw new Killed();
-        throw new TaskInputError('url_fetch', reason(err));
+      const own = ownFileRef(url, ctx.config.publicUrl);
+      if (own) {
+        // Our own link (a File/Upload or an earlier output): read it here, no fetch and no fetch-allow needed.
+        fetched = await this.ownFile(task, own, label, url);
+      } else {
+        try {
+          fetched = await ctx.net.fetchImage(url, { label, signal });
+        } catch (err) {
+          if (signal.aborted) throw new Killed();
+          throw new TaskInputError('url_fetch', reason(err));
+        }
       }
       const ext = fetched.contentType.split('/')[1]?.replace('jpeg', 'jpg').replace(/[^a-z0-9]/g, '') || 'bin';
       const path = join(taskDir(task.id), 'inputs', `${id}.${ext}`);

@@ -6,6 +6,7 @@
  * Detail, a JSON string in List; taskstat.runcount: a string in Detail, a number in List) each
  * endpoint gets the form its own example shows.
  */
+import { zeroMeansDefaultNote } from './validate.js';
 import type { GenerateSetting, InputSpec, OptionSpec, ToolDefinition } from './types.js';
 
 export interface ToolParameterOption {
@@ -124,6 +125,8 @@ export function parameterItem(input: InputSpec): ToolParameterItem {
   if (input.note !== undefined) item.note = input.note;
   if (input.type === 'select' || input.type === 'multiselect') item.options = input.options.map(option);
   if (input.type === 'number' || input.type === 'float') {
+    const zero = zeroMeansDefaultNote(input);
+    if (zero) item.description = item.description ? `${item.description} ${zero}` : zero;
     item.min = input.min;
     item.max = input.max;
     item.step = input.step;

@@ -148,6 +148,9 @@ export class InstantIdRunner implements ToolRunner {
         model.close();
       }
       if (checkpoint.smoke) ctx.log('checkpoint: the smoke model set (random weights: it draws noise, not pictures)');
+      ctx.log(inputs.controlnets.length
+        ? `ControlNets: ${inputs.controlnets.map((c) => `${c.id} ${c.label} (scale ${c.scale})`).join(', ')}`
+        : 'ControlNets: none besides the IdentityNet (selectedControlnetModel is empty; absent, it defaults to canny)');
       loras = await loadTaskLoras(inputs.loras, {
         home: this.o.home, tool: this.tool, targets, cache: this.loraCache, allowPickle: this.o.allowPickleLoras === true, signal: ctx.signal, log: (l) => ctx.log(l),
       });

@@ -165,7 +165,7 @@ export interface ValidationError {
 }
 
 export type ValidationResult =
-  | { ok: true; params: RunParams }
+  | { ok: true; params: RunParams; /** What the validation decided for the user (e.g. 0 read as the default), for debugoutput. */ notes?: string[] }
   | { ok: false; errors: ValidationError[] };
 
 /**

@@ -96,7 +96,20 @@ function parseNumber(raw: unknown): number | undefined {
   return undefined;
 }
 
-function validateNumber(input: NumberInput, raw: unknown, errors: string[]): number | null | undefined {
+/**
+ * Zero means "the default" for a number whose minimum is above 0: clients that send every field (n8n's Wiro
+ * nodes send steps 0, scale 0, samples 0 when left untouched) would otherwise be refused for a value nobody
+ * chose. Tool/Detail's descriptions say so (zeroMeansDefaultNote).
+ */
+export function zeroMeansDefault(input: NumberInput): boolean {
+  return input.min > 0 && input.default !== null && input.default !== undefined;
+}
+
+export function zeroMeansDefaultNote(input: NumberInput): string | undefined {
+  return zeroMeansDefault(input) ? `0 or empty means the default (${show(input.default as number)}).` : undefined;
+}
+
+function validateNumber(input: NumberInput, raw: unknown, errors: string[], notes: string[]): number | null | undefined {
   if (isAbsent(raw)) {
     if (input.required) errors.push(param(input.id, 'required'));
     return input.default;
@@ -105,6 +118,10 @@ function validateNumber(input: NumberInput, raw: unknown, errors: string[]): num
   if (n === undefined) {
     errors.push(param(input.id, 'must be integer or float'));
     return undefined;
+  }
+  if (n === 0 && zeroMeansDefault(input)) {
+    notes.push(`${input.id} 0 means the default: ${show(input.default as number)} used.`);
+    return input.default;
   }
   // Wiro's wording has no integer-only message; ours follows its pattern.
   if (input.type === 'number' && !Number.isInteger(n)) {
@@ -241,6 +258,7 @@ function validateInput(
   body: Record<string, unknown>,
   files: Record<string, UploadedFile>,
   errors: string[],
+  notes: string[],
 ): ParamValue | undefined {
   const raw = field(body, input.id);
   switch (input.type) {
@@ -249,7 +267,7 @@ function validateInput(
       return validateText(input, raw, errors);
     case 'number':
     case 'float':
-      return validateNumber(input, raw, errors);
+      return validateNumber(input, raw, errors, notes);
     case 'select':
       return input.multiple ? validateList(input, raw, errors) : validateSingleSelect(input, raw, errors);
     case 'multiselect':
@@ -317,8 +335,9 @@ export function validateRun(
   if (!isPlainObject(body)) return { ok: false, errors: [{ code: 0, message: 'Request parameters are invalid.' }] };
   const messages: string[] = [];
   const values: Record<string, ParamValue> = {};
+  const notes: string[] = [];
   for (const input of tool.inputs) {
-    const value = validateInput(input, body, files, messages);
+    const value = validateInput(input, body, files, messages, notes);
     if (value !== undefined) values[input.id] = value;
   }
   const settings = validateSettings(tool, values, body, messages);
@@ -332,6 +351,6 @@ export function validateRun(
   if (messages.length === 0 && options.availability) checkAvailability(tool, values, options.availability, messages);
 
   if (messages.length > 0) return { ok: false, errors: messages.map((message) => ({ code: 0, message })) };
-  return { ok: true, params: { values, settings, callbackUrl } };
+  return { ok: true, params: { values, settings, callbackUrl }, notes };
 }
 

@@ -9,6 +9,7 @@ import { run as runVerb } from '../../src/cli/run.js';
 import { run as taskVerb } from '../../src/cli/task.js';
 import type { CliIO } from '../../src/client/terminal.js';
 import { startTestService, TINY_PNG, type TestService } from '../helpers/service.js';
+import { StandInEngine, standInTool } from '../compat/clients.js';
 
 const FACE = 'https://images.example/face.png';
 let s: TestService;
@@ -66,6 +67,25 @@ test('likeness run --image uploads the file; --json prints {task, files}', async
   assert.equal(task.status, 'task_postprocess_end');
   assert.match(task.parameters.inputImage, /\/v1\/File\//);
   assert.equal(files.length, 2);
+});
+
+test('likeness run --pose uploads the pose photo as inputPoseImage, next to --image', async () => {
+  const real = await startTestService({ tools: [standInTool(new StandInEngine())] });
+  try {
+    const face = join(dir, 'me.png');
+    const pose = join(dir, 'pose.png');
+    writeFileSync(face, TINY_PNG);
+    writeFileSync(pose, TINY_PNG);
+    const env = { LIKENESS_URL: real.url, LIKENESS_API_KEY: real.apiKey, LIKENESS_API_SECRET: real.apiSecret };
+    const r = await cli(runVerb, ['--image', face, '--pose', pose, '--prompt', 'x', '--param', 'steps=1', '--wait', '--json'], env);
+    assert.equal(r.code, 0, r.stderr);
+    const { task } = JSON.parse(r.stdout) as { task: { parameters: Record<string, string> } };
+    assert.match(task.parameters.inputImage!, /\/v1\/File\/.*inputImage-/);
+    assert.match(task.parameters.inputPoseImage!, /\/v1\/File\/.*inputPoseImage-/);
+    assert.equal((await cli(runVerb, ['--image', face, '--pose', join(dir, 'nope.png')], env)).code, 2);
+  } finally {
+    await real.close();
+  }
 });
 
 test('likeness run without --wait prints the queued task; a failed task exits 1', async () => {

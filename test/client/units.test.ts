@@ -6,7 +6,7 @@ import { ApiError, LikenessClient, NonceSource, authHeaders, defaultPollInterval
 import { retryAfterMs } from '../../src/client/transport.js';
 import { ProgressDisplay } from '../../src/client/terminal.js';
 
-test('nonces strictly increase, even within one millisecond or when the clock steps back', () => {
+test('nonces are millisecond timestamps that strictly increase, even within one millisecond or when the clock steps back', () => {
   let now = 1_700_000_000_000;
   const nonces = new NonceSource(() => now);
   const seen = Array.from({ length: 2500 }, () => nonces.next());
@@ -14,7 +14,9 @@ test('nonces strictly increase, even within one millisecond or when the clock st
   seen.push(nonces.next());
   const numbers = seen.map(Number);
   assert.ok(numbers.every((n, i) => i === 0 || n > numbers[i - 1]!));
-  assert.equal(seen[0], '1700000000000000');
+  assert.equal(seen[0], '1700000000000');
+  now += 10_000;
+  assert.equal(nonces.next(), String(now), 'back on the clock once it has caught up');
 });
 
 test('the signature is hex HMAC-SHA256 keyed by the API key over secret + nonce', () => {

@@ -124,7 +124,12 @@ export interface TestService {
   close(): Promise<void>;
 }
 
-let nonceCounter = Date.now() * 1000;
+/** Millisecond timestamps, strictly increasing (as WiroKit makes them): each signed request gets its own. */
+let lastNonce = 0;
+export function nextNonce(): string {
+  lastNonce = Math.max(lastNonce + 1, Date.now());
+  return String(lastNonce);
+}
 
 export async function startTestService(
   opts: { config?: Partial<ServiceConfig>; home?: string; network?: FakeNetwork; realNetwork?: boolean; tools?: ServiceTool[]; worker?: boolean } = {},
@@ -142,7 +147,7 @@ export async function startTestService(
   const project = (await service.ctx.store.findProject('default'))!;
   const { apiKey, apiSecret } = await service.ctx.store.createKey(project.id);
   const signedHeaders = () => {
-    const nonce = String(nonceCounter++);
+    const nonce = nextNonce();
     return { 'x-api-key': apiKey, 'x-nonce': nonce, 'x-signature': sign(apiKey, apiSecret!, nonce) };
   };
   return {

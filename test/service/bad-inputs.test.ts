@@ -136,11 +136,12 @@ const failedInPreprocess: [string, () => string, RegExp][] = [
 ];
 
 for (const [what, url, message] of failedInPreprocess) {
-  test(`${what} fails the task in preprocess (task_error) with a clear reason`, async () => {
+  test(`${what} fails the task in preprocess (pexit "1") with a clear reason`, async () => {
     const { json } = await s.post(RUN, { ...valid(), inputImageUrl: url() });
     assert.equal(json.result, true);
     const task = await waitForTerminal(s, json.taskid as string);
-    assert.equal(task.status, 'task_error');
+    assert.equal(task.status, 'task_postprocess_end');
+    assert.equal(task.pexit, '1');
     assert.match(task.debugerror as string, /inputImageUrl/);
     assert.match(task.debugerror as string, message);
     assert.deepEqual(task.outputs, []);

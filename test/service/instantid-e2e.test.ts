@@ -101,6 +101,7 @@ test('an uploaded face photo → task_postprocess_end with `samples` PNGs of the
   assert.deepEqual(await pngSizes(task), ['0.png png 64x64', '1.png png 64x64']);
   assert.match(String(task.debugoutput), /smoke model set/);
   assert.match(String(task.debugoutput), /RANDOM recognizer/);
+  assert.match(String(task.debugoutput), /ControlNets: 454 \S*canny\S* \(scale [\d.]+\)/, 'the default canny is named');
 });
 
 /** Frames of the task's WebSocket until a terminal one. */
@@ -112,7 +113,7 @@ function frames(token: string): Promise<Record<string, unknown>[]> {
     ws.on('message', (data) => {
       const f = JSON.parse(String(data)) as Record<string, unknown>;
       got.push(f);
-      if (['task_postprocess_end', 'task_cancel', 'task_error'].includes(f.type as string)) {
+      if (['task_postprocess_end', 'task_cancel'].includes(f.type as string)) {
         ws.close();
         resolve(got);
       }
@@ -148,10 +149,11 @@ test('openpose + depth + canny (458 + 455 + 454) with IdentityNet, each with its
   }
 });
 
-test('a photo without a face → task_error with the no-face message, before the model runs', async () => {
+test('a photo without a face fails (pexit "1") with the no-face message, before the model runs', async () => {
   const id = await run({ ...tiny, inputImageUrl: web.url('/rocket.jpg') });
   const task = await waitForTerminal(s, id, 30_000);
-  assert.equal(task.status, 'task_error');
+  assert.equal(task.status, 'task_postprocess_end');
+  assert.equal(task.pexit, '1');
   assert.match(String(task.debugerror), /^no face detected in inputImageUrl: use a photo with one clearly visible face, at least \d+ px/);
   assert.deepEqual(task.outputs, []);
 });
@@ -199,9 +201,10 @@ const badLoras: [string, () => string, RegExp][] = [
 ];
 
 for (const [what, url, message] of badLoras) {
-  test(`a LoRA URL ${what} ends in task_error before the model runs`, async () => {
+  test(`a LoRA URL ${what} fails the task (pexit "1") before the model runs`, async () => {
     const task = await waitForTerminal(s, await run({ ...tiny, inputImageUrl: web.url('/face.png'), selectedLoraModelPrivateUrl: url() }), 30_000);
-    assert.equal(task.status, 'task_error', String(task.debugerror));
+    assert.equal(task.status, 'task_postprocess_end', String(task.debugerror));
+    assert.equal(task.pexit, '1');
     assert.match(String(task.debugerror), /selectedLoraModelPrivateUrl/);
     assert.match(String(task.debugerror), message);
   });

@@ -36,26 +36,41 @@ test('a successful run ends in task_postprocess_end with pexit "0", its outputs 
   assert.deepEqual(Buffer.from(await png.arrayBuffer()), TINY_PNG);
 });
 
-test('a failure before the model runs ends as task_error with the reason in debugerror and no cost', async () => {
+test('a failure before the model runs ends as Wiro ends one: task_postprocess_end, pexit "1", the reason in debugerror, no cost', async () => {
   const id = await run({ inputImageUrl: 'https://images.example/face.png', mode: 'fail-pre' });
   const task = await waitForTerminal(s, id);
-  assert.equal(task.status, 'task_error');
+  assert.equal(task.status, 'task_postprocess_end');
+  assert.equal(task.pexit, '1');
   assert.match(task.debugerror as string, /no face detected in inputImageUrl/);
   assert.equal(task.totalcost, '0');
   assert.deepEqual(task.outputs, []);
 });
 
+test('a failure shows the same on Task/List and in the callback: task_postprocess_end, pexit "1", the reason', async () => {
+  const id = await run({ inputImageUrl: 'https://images.example/face.png', mode: 'fail-pre', callbackUrl: 'https://hooks.example/done' });
+  await waitForTerminal(s, id);
+  const listed = ((await s.post('/v1/Task/List', {})).json.tasklist as Record<string, unknown>[]).find((t) => t.id === id)!;
+  assert.deepEqual([listed.status, listed.pexit], ['task_postprocess_end', '1']);
+  assert.match(String(listed.debugerror), /no face detected/);
+  for (let i = 0; i < 100 && !s.net.callbacks.some((c) => c.payload.id === id); i++) await new Promise((r) => setTimeout(r, 10));
+  const cb = s.net.callbacks.find((c) => c.payload.id === id)!;
+  assert.deepEqual([cb.payload.status, cb.payload.pexit, cb.payload.totalcost], ['task_postprocess_end', '1', '0']);
+  assert.match(String(cb.payload.debugerror), /no face detected/);
+});
+
 test('a URL input that cannot be fetched fails the task in preprocess, naming the input', async () => {
   const id = await run({ inputImageUrl: 'https://images.example/missing.png' });
   const task = await waitForTerminal(s, id);
-  assert.equal(task.status, 'task_error');
+  assert.equal(task.status, 'task_postprocess_end');
+  assert.equal(task.pexit, '1');
   assert.match(task.debugerror as string, /^inputImageUrl .*404/);
 });
 
 test('a bare file name as inputImageUrl fails the task with advice, not a crash', async () => {
   const id = await run({ inputImageUrl: 'input-portrait-2.jpg' });
   const task = await waitForTerminal(s, id);
-  assert.equal(task.status, 'task_error');
+  assert.equal(task.status, 'task_postprocess_end');
+  assert.equal(task.pexit, '1');
   assert.match(task.debugerror as string, /not an http\(s\) URL/);
 });
 

@@ -1,4 +1,4 @@
-// ThreadedRunner through a real service: every status path (success, task_error from preprocess,
+// ThreadedRunner through a real service: every status path (success, a failure in preprocess,
 // pexit 1 from run and postprocess, Kill → task_cancel, the thread dying mid-task and the next task
 // getting a fresh thread), and the point of it all: while the runner burns CPU synchronously in its
 // thread, Task/Detail keeps answering.
@@ -77,9 +77,10 @@ test('progress from the thread reaches the task', async () => {
   assert.equal((await waitForTerminal(s, id)).status, 'task_postprocess_end');
 });
 
-test('a TaskInputError in preprocess keeps its message → task_error', async () => {
+test('a TaskInputError in preprocess keeps its message → pexit 1', async () => {
   const task = await waitForTerminal(s, await run({ mode: 'fail-pre' }));
-  assert.equal(task.status, 'task_error');
+  assert.equal(task.status, 'task_postprocess_end');
+  assert.equal(task.pexit, '1');
   assert.equal(task.debugerror, 'no face detected in inputImageUrl: use a photo with one clearly visible face');
   assert.deepEqual(task.outputs, []);
 });

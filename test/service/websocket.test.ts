@@ -19,7 +19,7 @@ function subscribe(token: string): { frames: Record<string, unknown>[]; done: Pr
     ws.on('message', (data) => {
       const f = JSON.parse(String(data)) as Record<string, unknown>;
       frames.push(f);
-      if (f.type === 'task_postprocess_end' || f.type === 'task_cancel' || f.type === 'task_error') {
+      if (f.type === 'task_postprocess_end' || f.type === 'task_cancel') { // Wiro's terminal statuses
         ws.close();
         resolve();
       }
@@ -80,4 +80,19 @@ test('an unknown token gets an error frame, not a hang', async () => {
   });
   ws.close();
   assert.equal(frame.result, false);
+});
+
+test('a failure is a task_error frame with the reason, then task_postprocess_end with pexit "1" as the last word', async () => {
+  const { json } = await s.post('/v1/Run/test/scripted', { inputImageUrl: 'https://images.example/face.png', mode: 'fail-pre' });
+  const sub = subscribe(json.socketaccesstoken as string);
+  await sub.done;
+  const last = sub.frames.at(-1)!;
+  assert.equal(last.type, 'task_postprocess_end');
+  assert.equal(last.pexit, '1');
+  assert.deepEqual(last.message, [], 'no outputs: WiroKit reads this message as the output list');
+  assert.match(String(last.debugerror), /no face detected/);
+  const error = sub.frames.find((f) => f.type === 'task_error');
+  if (error) assert.match(String(error.message), /no face detected/); // a late subscriber sees only the end
+  const task = await waitForTerminal(s, json.taskid as string);
+  assert.equal(task.status, 'task_postprocess_end');
 });

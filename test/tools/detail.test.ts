@@ -104,7 +104,11 @@ test('every option Tool/Detail lists is accepted by Run', () => {
 test('every numeric range Tool/Detail shows is the one Run enforces', () => {
   for (const i of items.filter((x) => x.min !== undefined && x.max !== undefined)) {
     for (const inside of [i.min!, i.max!]) assert.equal(validateRun(tool, { ...MINIMAL, [i.id]: inside }).ok, true, `${i.id}=${inside}`);
-    for (const outside of [i.min! - i.step!, i.max! + i.step!]) {
+    // Where 0 is read as the default (its description says so), the first value below is the next one down.
+    const zeroIsDefault = i.min! > 0 && /0 or empty means the default/.test(i.description);
+    if (zeroIsDefault) assert.equal(validateRun(tool, { ...MINIMAL, [i.id]: 0 }).ok, true, `${i.id}=0`);
+    const below = zeroIsDefault && i.min! - i.step! === 0 ? -i.step! : i.min! - i.step!;
+    for (const outside of [below, i.max! + i.step!]) {
       assert.deepEqual(validateRun(tool, { ...MINIMAL, [i.id]: outside }), {
         ok: false,
         errors: [{ code: 0, message: `Request parameter [${i.id}] must be between ${i.min} and ${i.max}` }],

@@ -77,6 +77,8 @@ test('a pose photo supplies the size; one overridden side follows its aspect rat
 
 test('a photo without a face is a TaskInputError with the actionable message', async () => {
   await refused(runner, context({}, { inputImage: 'rocket_noface.jpg' }), /^no face detected in inputImage: use a photo with one clearly visible face/);
+  // The size the user sent (640×427), not only the resized one the detector saw.
+  await refused(runner, context({}, { inputImage: 'rocket_noface.jpg' }), /The photo you sent is 640×427; faces are looked for in it resized to \d+×\d+\./);
 });
 
 test('missing models are named with how to install them and their licence', async () => {

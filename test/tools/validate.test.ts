@@ -135,7 +135,7 @@ const SCHEDULER_LIST =
 
 /** [what, body fields over MINIMAL, the one error]. */
 const BAD: [string, Record<string, unknown>, string][] = [
-  ['steps below range', { steps: 0 }, 'Request parameter [steps] must be between 1 and 100'],
+  ['steps below range', { steps: -1 }, 'Request parameter [steps] must be between 1 and 100'],
   ['steps above range', { steps: '101' }, 'Request parameter [steps] must be between 1 and 100'],
   ['steps not whole', { steps: '2.5' }, 'Request parameter [steps] must be integer'],
   ['steps not a number', { steps: 'abc' }, 'Request parameter [steps] must be integer or float'],
@@ -147,7 +147,7 @@ const BAD: [string, Record<string, unknown>, string][] = [
   ['scale above range', { scale: 30.01 }, 'Request parameter [scale] must be between 0 and 30'],
   ['scale negative', { scale: '-0.1' }, 'Request parameter [scale] must be between 0 and 30'],
   ['ip_adapter_scale above range', { ip_adapter_scale: 1.6 }, 'Request parameter [ip_adapter_scale] must be between 0 and 1.5'],
-  ['samples zero', { samples: 0 }, 'Request parameter [samples] must be between 1 and 8'],
+  ['samples negative', { samples: -2 }, 'Request parameter [samples] must be between 1 and 8'],
   ['samples nine', { samples: '9' }, 'Request parameter [samples] must be between 1 and 8'],
   ['seed -1', { seed: '-1' }, SEED_ERROR],
   ['seed 2^64', { seed: '18446744073709551616' }, SEED_ERROR],
@@ -195,7 +195,7 @@ test('a body that is not an object is refused with Wiro’s generic message', ()
 });
 
 test('every error is reported at once, in the order of the tool’s inputs', () => {
-  assert.deepEqual(rejected({ selectedModel: 'x', steps: 0, scale: 'abc', seed: '-1' }), [
+  assert.deepEqual(rejected({ selectedModel: 'x', steps: -1, scale: 'abc', seed: '-1' }), [
     'Request parameter [selectedModel] has unknown option [x]; valid options: 554, 1088, 422, 995, 1094',
     'Request files [inputImage] required',
     'Request parameter [prompt] required',
@@ -336,7 +336,7 @@ test('the availability hook is asked about each chosen catalog id, and its answe
 test('the availability hook is not asked about a request that is already malformed, nor about schedulers', () => {
   const asked: string[] = [];
   const availability = (inputId: string, value: string): undefined => void asked.push(`${inputId}=${value}`);
-  validateRun(tool, { ...MINIMAL, steps: 0 }, {}, { availability });
+  validateRun(tool, { ...MINIMAL, steps: -1 }, {}, { availability });
   assert.deepEqual(asked, []);
   assert.equal(validateRun(tool, { ...MINIMAL, selectedControlnetModel: [] }, {}, { availability }).ok, true);
   assert.deepEqual(asked, []);
@@ -352,4 +352,15 @@ test('a URL in inputImage beside an uploaded file is refused the same way', () =
   assert.deepEqual(rejected({ prompt: 'x', inputImage: 'https://a/b.jpg' }, { inputImage: upload }), [
     'Request files [inputImage] must be sent as a file or as a URL in [inputImageUrl], not both',
   ]);
+});
+
+test('n8n\'s untouched node (steps 0, samples 0, seed "") runs with the defaults, and says so', () => {
+  const r = validateRun(tool, { ...MINIMAL, steps: 0, samples: '0', scale: 0, ip_adapter_scale: 0, seed: '' });
+  if (!r.ok) assert.fail(JSON.stringify(r.errors));
+  assert.equal(r.params.values.steps, 20);
+  assert.equal(r.params.values.samples, 1);
+  assert.equal(r.params.values.seed, '3572004920');
+  assert.equal(r.params.values.scale, 0, 'scale may be 0 (its minimum), so 0 is taken as sent');
+  assert.equal(r.params.values.ip_adapter_scale, 0);
+  assert.deepEqual(r.notes, ['steps 0 means the default: 20 used.', 'samples 0 means the default: 1 used.']);
 });

@@ -1,4 +1,5 @@
-// POST /v1/Run/:owner/:tool — validate against the tool's schema, store uploads, queue the task.
+// POST /v1/Run/:owner/:tool — validate against the tool's schema, store uploads, queue the task; once per
+// signed nonce and per Idempotency-Key (replay.ts).
 // JSON or multipart/form-data; a file input arrives as the file ({id}) or a URL ({id}Url). A rejected
 // request queues nothing and leaves no file behind.
 import type { FastifyInstance, FastifyRequest } from 'fastify';
@@ -9,6 +10,7 @@ import { hexId, randomToken } from '../ids.js';
 import type { FileRecord } from '../store/types.js';
 import { fileUrl } from '../tasks/serialize.js';
 import type { Dispatcher } from '../server.js';
+import { answerOnce, fingerprint, idempotencyKeyOf } from '../replay.js';
 
 interface Upload extends UploadedFileInfo {
   id: string;
@@ -48,15 +50,22 @@ async function readRequest(req: FastifyRequest, tool: ServiceTool, ctx: ServiceC
 
 export function runRoutes(ctx: ServiceContext, dispatcher: Dispatcher) {
   return async function routes(app: FastifyInstance): Promise<void> {
-    app.post<{ Params: { owner: string; tool: string } }>('/v1/Run/:owner/:tool', { config: { auth: true } }, async (req) => {
+    app.post<{ Params: { owner: string; tool: string } }>('/v1/Run/:owner/:tool', { config: { auth: true } }, async (req, reply) => {
       const tool = ctx.tools.get(toolKey(req.params.owner, req.params.tool));
       if (!tool) throw new ApiError(1, 'slug-owner-project-not-exist');
+      const idempotencyKey = idempotencyKeyOf(req.headers);
       const { body, uploads } = await readRequest(req, tool, ctx);
+      const print = fingerprint(`run:${toolKey(tool.facts.owner, tool.facts.slug)}`, body, uploads.map((u) => ({ field: u.id, bytes: u.bytes })));
+      const acting = req.acting();
+      return answerOnce(reply, { ...acting, request: { ...acting.request, idempotencyKey } }, print, () => queue(body, uploads, tool, req));
+    });
 
+    /** Validates and queues: what a Run does the first time (replays get its answer, see replay.ts). */
+    async function queue(body: Record<string, unknown>, uploads: Upload[], tool: ServiceTool, req: FastifyRequest) {
       const validation = tool.validate(body, Object.fromEntries(uploads.map((u) => [u.id, u])));
       if (!validation.ok) return { result: false, errors: validation.errors };
 
-      const notes: string[] = [];
+      const notes: string[] = [...(validation.notes ?? [])];
       let callbackUrl = typeof body.callbackUrl === 'string' ? body.callbackUrl.trim() : '';
       if (callbackUrl && !/^https?:\/\/[^\s]+$/i.test(callbackUrl)) {
         notes.push(`callbackUrl ignored: "${callbackUrl.slice(0, 80)}" is not an http(s) URL.`);
@@ -97,6 +106,6 @@ export function runRoutes(ctx: ServiceContext, dispatcher: Dispatcher) {
         await ctx.files.remove(`uploads/${folder}`);
         throw err;
       }
-    });
+    }
   };
 }

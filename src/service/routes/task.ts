@@ -1,8 +1,9 @@
 // POST /v1/Task/Detail, /Task/Cancel, /Task/Kill, /Task/List, /Task/InputOutputDelete.
 // A task is named by `taskid`, `tasktoken` or `socketaccesstoken` (Wiro's docs and SDKs use all three).
-import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { ServiceContext } from '../context.js';
 import { ApiError } from '../http.js';
+import { answerOnce, fingerprint } from '../replay.js';
 import type { TaskRecord, TaskRef } from '../store/types.js';
 import { announceTerminal, describe } from '../tasks/lifecycle.js';
 import { isTerminal } from '../tasks/statuses.js';
@@ -60,15 +61,19 @@ export function taskRoutes(ctx: ServiceContext) {
       return { total: '1', errors: [], tasklist: [await describe(ctx, task)], result: true };
     });
 
-    app.post('/v1/Task/Cancel', auth, async (req) => {
+    // Calls that act answer through the replay guard: an exact replay gets the first answer (replay.ts).
+    const once = (route: string, req: FastifyRequest, reply: FastifyReply, act: () => Promise<unknown>) =>
+      answerOnce(reply, req.acting(), fingerprint(route, body(req)), act);
+
+    app.post('/v1/Task/Cancel', auth, async (req, reply) => once('Task/Cancel', req, reply, async () => {
       const task = await ownTask(ctx, req);
       if (!(await ctx.store.cancelQueued(task.id))) throw new ApiError(1, 'Task is not in a cancellable state.');
       const cancelled = (await ctx.store.getTaskById(task.id))!;
       await announceTerminal(ctx, cancelled);
       return tasklist(ctx, cancelled);
-    });
+    }));
 
-    app.post('/v1/Task/Kill', auth, async (req) => {
+    app.post('/v1/Task/Kill', auth, async (req, reply) => once('Task/Kill', req, reply, async () => {
       const task = await ownTask(ctx, req);
       if (isTerminal(task.status)) {
         throw new ApiError(1, `Task could not be killed: it has already ended (status ${task.status}).`);
@@ -82,7 +87,7 @@ export function taskRoutes(ctx: ServiceContext) {
       ctx.events.requestKill(task.id);
       await waitForTerminal(ctx, task.id, ctx.config.killWaitMs);
       return tasklist(ctx, (await ctx.store.getTaskById(task.id))!);
-    });
+    }));
 
     app.post('/v1/Task/List', auth, async (req) => {
       const b = body(req);
@@ -92,12 +97,12 @@ export function taskRoutes(ctx: ServiceContext) {
       return { total: String(total), errors: [], tasklist: await Promise.all(tasks.map((t) => describe(ctx, t))), result: true };
     });
 
-    app.post('/v1/Task/InputOutputDelete', auth, async (req) => {
+    app.post('/v1/Task/InputOutputDelete', auth, async (req, reply) => once('Task/InputOutputDelete', req, reply, async () => {
       const task = await ownTask(ctx, req);
       if (!isTerminal(task.status)) throw new ApiError(1, 'Task must be completed or cancelled before deleting files');
       const removed = await ctx.store.deleteTaskFiles(task.id);
       for (const f of removed) await ctx.files.remove(f.path);
       return { errors: [], result: true };
-    });
+    }));
   };
 }

@@ -6,8 +6,8 @@ import type { Database as Db, Statement } from 'better-sqlite3';
 import { hexId, randomToken, randomUUID } from '../ids.js';
 import { BEFORE_RUN_STATUSES, STATUS_TIME_FIELD, TIME_FIELDS, isTerminal, type TaskStatus } from '../tasks/statuses.js';
 import type {
-  ApiKeyRecord, AuthMode, CallbackRecord, FileRecord, FileRole, NewTask, Project, TaskPatch, TaskRecord, TaskRef,
-  TaskStore,
+  ApiKeyRecord, AuthMode, CallbackRecord, FileRecord, FileRole, NewTask, Project, ReplayRecord, TaskPatch, TaskRecord,
+  TaskRef, TaskStore, UploadRecord,
 } from './types.js';
 
 const SCHEMA = `
@@ -64,6 +64,35 @@ CREATE INDEX IF NOT EXISTS files_task ON files(task_id, role);
 CREATE UNIQUE INDEX IF NOT EXISTS files_access ON files(access_key, name);
 `;
 
+// --- Replay protection and uploads (issue #12): their own tables, created after the core schema. ---
+// replay_records: one row per (scope, ref) — scope "key:<api key>" with ref the nonce, or "idem:<project id>"
+// with ref an Idempotency-Key — so one tenant's records never displace another's; rows leave when expired.
+const REPLAY_SCHEMA = `
+CREATE TABLE IF NOT EXISTS replay_records (
+  scope TEXT NOT NULL,
+  ref TEXT NOT NULL,
+  fingerprint TEXT NOT NULL,
+  status INTEGER,
+  response TEXT,
+  created_at INTEGER NOT NULL,
+  expires_at INTEGER NOT NULL,
+  PRIMARY KEY (scope, ref)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS replay_records_expiry ON replay_records(expires_at);
+CREATE TABLE IF NOT EXISTS uploads (
+  id TEXT PRIMARY KEY,
+  project_id INTEGER NOT NULL REFERENCES projects(id),
+  name TEXT NOT NULL,
+  content_type TEXT NOT NULL,
+  size INTEGER NOT NULL,
+  path TEXT NOT NULL,
+  access_key TEXT NOT NULL,
+  added_at INTEGER NOT NULL
+);
+CREATE UNIQUE INDEX IF NOT EXISTS uploads_access ON uploads(access_key, name);
+CREATE INDEX IF NOT EXISTS uploads_added ON uploads(added_at);
+`;
+
 /** A thread with its own connection that checkpoints the WAL every second (PASSIVE: never blocks writers). */
 function startCheckpointer(path: string): Worker {
   const code = `
@@ -117,6 +146,18 @@ function toTask(r: TaskRow): TaskRecord {
   };
 }
 
+interface UploadRow {
+  id: string; project_id: number; name: string; content_type: string; size: number; path: string; access_key: string;
+  added_at: number;
+}
+
+function toUpload(r: UploadRow): UploadRecord {
+  return {
+    id: r.id, projectId: r.project_id, name: r.name, contentType: r.content_type, size: r.size, path: r.path,
+    accessKey: r.access_key, addedAt: r.added_at,
+  };
+}
+
 function toFile(r: FileRow): FileRecord {
   return {
     id: r.id, taskId: r.task_id, projectId: r.project_id, role: r.role as FileRole, name: r.name,
@@ -146,6 +187,7 @@ export class SqliteTaskStore implements TaskStore {
     this.db.pragma('wal_autocheckpoint = 0');
     this.checkpointer = path === ':memory:' ? undefined : startCheckpointer(path);
     this.db.exec(SCHEMA);
+    this.db.exec(REPLAY_SCHEMA);
     const db = this.db;
     this.stmt = {
       taskById: db.prepare<[number], TaskRow>('SELECT * FROM tasks WHERE id = ?'),
@@ -326,7 +368,8 @@ export class SqliteTaskStore implements TaskStore {
   }
 
   async cancelQueued(id: number): Promise<boolean> {
-    return this.sql("UPDATE tasks SET status = 'task_cancel', canceltime = ? WHERE id = ? AND status = 'task_queue'")
+    // pexit "0", as the seed's Cancel example shows it.
+    return this.sql("UPDATE tasks SET status = 'task_cancel', pexit = '0', canceltime = ? WHERE id = ? AND status = 'task_queue'")
       .run(this.now(), id).changes === 1;
   }
 
@@ -387,6 +430,58 @@ export class SqliteTaskStore implements TaskStore {
       return rows.map(toFile);
     });
     return del();
+  }
+
+  // --- uploads (issue #12) ---
+
+  async addUpload(u: UploadRecord): Promise<void> {
+    this.sql(
+      `INSERT INTO uploads (id, project_id, name, content_type, size, path, access_key, added_at)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?)`).run(u.id, u.projectId, u.name, u.contentType, u.size, u.path, u.accessKey, u.addedAt);
+  }
+
+  async findUpload(accessKey: string, name: string): Promise<UploadRecord | undefined> {
+    const r = this.sql<[string, string], UploadRow>('SELECT * FROM uploads WHERE access_key = ? AND name = ?').get(accessKey, name);
+    return r && toUpload(r);
+  }
+
+  async deleteUpload(projectId: number, id: string): Promise<UploadRecord | undefined> {
+    const r = this.sql<[string, number], UploadRow>('DELETE FROM uploads WHERE id = ? AND project_id = ? RETURNING *').get(id, projectId);
+    return r && toUpload(r);
+  }
+
+  async pruneUploads(before: number): Promise<UploadRecord[]> {
+    return this.sql<[number], UploadRow>('DELETE FROM uploads WHERE added_at < ? RETURNING *').all(before).map(toUpload);
+  }
+
+  // --- replay protection (issue #12) ---
+
+  async claimReplay(scope: string, ref: string, fingerprint: string, expiresAt: number): Promise<{ claimed: true } | { claimed: false; record: ReplayRecord }> {
+    const claim = this.db.transaction(() => {
+      const now = this.now();
+      // An expired row is no claim: its request can no longer be replayed (its nonce is stale by now).
+      this.sql('DELETE FROM replay_records WHERE scope = ? AND ref = ? AND expires_at < ?').run(scope, ref, now);
+      const info = this.sql(
+        `INSERT INTO replay_records (scope, ref, fingerprint, created_at, expires_at) VALUES (?, ?, ?, ?, ?)
+         ON CONFLICT (scope, ref) DO NOTHING`).run(scope, ref, fingerprint, now, expiresAt);
+      if (info.changes === 1) return undefined;
+      return this.sql<[string, string], ReplayRecord>(
+        'SELECT fingerprint, status, response, created_at AS createdAt FROM replay_records WHERE scope = ? AND ref = ?').get(scope, ref);
+    });
+    const record = claim.immediate();
+    return record ? { claimed: false, record } : { claimed: true };
+  }
+
+  async completeReplay(scope: string, ref: string, status: number, response: string): Promise<void> {
+    this.sql('UPDATE replay_records SET status = ?, response = ? WHERE scope = ? AND ref = ?').run(status, response, scope, ref);
+  }
+
+  async releaseReplay(scope: string, ref: string): Promise<void> {
+    this.sql('DELETE FROM replay_records WHERE scope = ? AND ref = ? AND status IS NULL').run(scope, ref);
+  }
+
+  async pruneReplay(now: number): Promise<number> {
+    return this.sql('DELETE FROM replay_records WHERE expires_at < ?').run(now).changes;
   }
 
   async close(): Promise<void> {

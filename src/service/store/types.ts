@@ -103,6 +103,31 @@ export interface TaskPatch {
   progress?: Progress | null;
 }
 
+/**
+ * What an acting request left behind for replay protection (replay.ts): the request's fingerprint and,
+ * once it has been answered, the answer. `status` null means the first request is still being handled.
+ */
+export interface ReplayRecord {
+  fingerprint: string;
+  status: number | null;
+  response: string | null;
+  /** When the first request claimed it (unix ms). */
+  createdAt: number;
+}
+
+/** A file uploaded with File/Upload, before (and independent of) any task. */
+export interface UploadRecord {
+  id: string;
+  projectId: number;
+  name: string;
+  contentType: string;
+  size: number;
+  /** Path relative to the file storage root. */
+  path: string;
+  accessKey: string;
+  addedAt: number;
+}
+
 export interface TaskStore {
   // projects and keys
   createProject(name: string, auth: AuthMode): Promise<Project>;
@@ -144,6 +169,23 @@ export interface TaskStore {
   findFile(accessKey: string, name: string): Promise<FileRecord | undefined>;
   /** Removes a task's file records; returns what they pointed at so the caller can delete the bytes. */
   deleteTaskFiles(taskId: number): Promise<FileRecord[]>;
+
+  // uploads (File/Upload)
+  addUpload(upload: UploadRecord): Promise<void>;
+  findUpload(accessKey: string, name: string): Promise<UploadRecord | undefined>;
+  /** Removes a project's upload record; returns it so the caller can delete the bytes. */
+  deleteUpload(projectId: number, id: string): Promise<UploadRecord | undefined>;
+  /** Removes upload records added before `before` (unix ms); returns them. */
+  pruneUploads(before: number): Promise<UploadRecord[]>;
+
+  // replay protection (replay.ts): one record per (scope, ref), e.g. (API key, nonce)
+  /** Claims (scope, ref) for a request; when already claimed, returns the existing record instead. */
+  claimReplay(scope: string, ref: string, fingerprint: string, expiresAt: number): Promise<{ claimed: true } | { claimed: false; record: ReplayRecord }>;
+  completeReplay(scope: string, ref: string, status: number, response: string): Promise<void>;
+  /** Forgets a claim whose request failed before it answered, so a retry may act. */
+  releaseReplay(scope: string, ref: string): Promise<void>;
+  /** Removes records that expired before `now`; returns how many. */
+  pruneReplay(now: number): Promise<number>;
 
   close(): Promise<void>;
 }

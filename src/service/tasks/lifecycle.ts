@@ -29,7 +29,9 @@ export async function describe(ctx: ServiceContext, task: TaskRecord): Promise<R
 export async function statusFrame(ctx: ServiceContext, task: TaskRecord): Promise<{ type: TaskStatus; message: unknown; extra?: Record<string, unknown> }> {
   if (task.status === 'task_postprocess_end') {
     const detail = await describe(ctx, task);
-    return { type: task.status, message: detail.outputs, extra: { status: task.status, pexit: task.pexit ?? '' } };
+    const extra: Record<string, unknown> = { status: task.status, pexit: task.pexit ?? '' };
+    if (task.pexit !== '0' && task.debugerror) extra.debugerror = task.debugerror; // a failed run says why
+    return { type: task.status, message: detail.outputs, extra };
   }
   if (task.status === 'task_output' && task.progress) return { type: task.status, message: progressMessage(task.progress) };
   if (task.status === 'task_error' || task.status === 'task_cancel') {

@@ -100,12 +100,23 @@ export async function prepareImages(
 ): Promise<PreparedImages> {
   const notes: string[] = [];
   const face = await decodeResized(req.face.file, req.face.label, o);
-  const choose = async (img: ResizedImage, label: string): Promise<FaceChoice> => {
-    const choice = await analyzer.choose({ data: img.data, width: img.width, height: img.height }, { label, signal: o.signal });
+  const choose = async (photo: { original: { width: number; height: number }; resized: ResizedImage }, label: string): Promise<FaceChoice> => {
+    const img = photo.resized;
+    let choice: FaceChoice;
+    try {
+      choice = await analyzer.choose({ data: img.data, width: img.width, height: img.height }, { label, signal: o.signal });
+    } catch (err) {
+      // The detector saw the photo resized; the user knows the size they sent.
+      const { width, height } = photo.original;
+      if (err instanceof EngineError && err.code === 'no_face' && (width !== img.width || height !== img.height)) {
+        throw new TaskInputError('no_face', `${err.message}. The photo you sent is ${width}×${height}; faces are looked for in it resized to ${img.width}×${img.height}.`);
+      }
+      throw err;
+    }
     notes.push(...choice.notes);
     return choice;
   };
-  const faceChoice = await choose(face.resized, req.face.label);
+  const faceChoice = await choose(face, req.face.label);
   const embedding = faceChoice.face.embedding;
   if (!embedding) throw new Error('the face analyzer has no recognizer loaded');
   let base = face;
@@ -114,7 +125,7 @@ export async function prepareImages(
   if (req.pose) {
     base = await decodeResized(req.pose.file, req.pose.label, o);
     baseLabel = req.pose.label;
-    poseFace = (await choose(base.resized, req.pose.label)).face;
+    poseFace = (await choose(base, req.pose.label)).face;
   }
   let size: { width: number; height: number };
   try {

@@ -4,6 +4,10 @@ import assert from 'node:assert/strict';
 import { run } from '../../../src/cli/faces.js';
 import { asset } from '../../helpers/paths.js';
 import { DETECTOR } from './fixtures.js';
+import { copyFileSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { SMOKE_FACE_DIR } from '../../../src/engine/smoke-instantid.js';
 
 interface Printed { code: number; out: string; err: string }
 
@@ -52,6 +56,21 @@ test('a missing detector: exit status 2 and how to install it', async () => {
   const { code, err } = await faces(['detect', asset('faces/astronaut.png'), '--detector', '/nonexistent/scrfd_10g_bnkps.onnx']);
   assert.equal(code, 2);
   assert.match(err, /face detector model not found: \/nonexistent\/scrfd_10g_bnkps\.onnx.*antelopev2/);
+});
+
+test('without --detector it finds the detector `models smoke --detector` copied into the smoke set', async () => {
+  const home = mkdtempSync(join(tmpdir(), 'likeness-faces-'));
+  try {
+    mkdirSync(join(home, SMOKE_FACE_DIR), { recursive: true });
+    copyFileSync(DETECTOR, join(home, SMOKE_FACE_DIR, 'det_500m.onnx'));
+    const { code, out } = await faces(['detect', asset('faces/astronaut.png'), '--home', home, '--json', '--threads', '1']);
+    assert.equal(code, 0);
+    const doc = JSON.parse(out) as { detector: string; faces: unknown[] };
+    assert.equal(doc.detector, join(home, SMOKE_FACE_DIR, 'det_500m.onnx'));
+    assert.equal(doc.faces.length, 1);
+  } finally {
+    rmSync(home, { recursive: true, force: true });
+  }
 });
 
 test('usage errors exit with status 2', async () => {
