@@ -3,7 +3,7 @@
 import { statSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { evaluateCase, formatResult } from '../engine/golden/run.js';
-import { parseExecutionProvider, setDefaultExecutionProvider } from '../engine/onnx/provider.js';
+import { applyEpOption } from './args.js';
 import { describeExecutionProvider } from '../engine/onnx/provider-probe.js';
 
 export async function run(args: string[]): Promise<number> {
@@ -18,7 +18,7 @@ export async function run(args: string[]): Promise<number> {
       '--ep (or LIKENESS_EP) runs every session on that execution provider; default cpu.');
     return values.help ? 0 : 2;
   }
-  if (values.ep !== undefined) setDefaultExecutionProvider(parseExecutionProvider(values.ep, '--ep'));
+  applyEpOption(values.ep);
   const provider = await describeExecutionProvider();
   console.log(`execution provider: ${provider.summary}`);
   const counts: Record<string, number> = {};

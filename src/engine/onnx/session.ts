@@ -354,7 +354,7 @@ export async function createSession(model: string | Uint8Array, options: Session
   try {
     info = await worker.request<SessionInfo>({ type: 'create', model, options: wire });
   } catch (e) {
-    if (e instanceof EngineError && e.code === 'ort_no_adapter') throw new EngineError('ort_ep_unavailable', `${e.message}. ${webgpuAdapterHint()}`);
+    if (e instanceof EngineError && e.code === 'ort_no_adapter') throw new EngineError('ort_ep_unavailable', `${e.message.trim()}. ${webgpuAdapterHint()}`);
     throw e;
   }
   return new Session(worker, info, ep, options.outputsOnDevice !== undefined);
