@@ -38,7 +38,8 @@ Engine: LIKENESS_DEFAULT_MODEL (SDXL checkpoint used when a Run names none; defa
 $LIKENESS_HOME/models/smoke when present), LIKENESS_DETECTOR / LIKENESS_RECOGNIZER (face models; default
 $LIKENESS_HOME/models/antelopev2/), LIKENESS_THREADS (ONNX Runtime threads per session),
 LIKENESS_MAX_LORA_BYTES (largest LoRA download, default 2 GB), LIKENESS_EP (or --ep: cpu, webgpu, cuda,
-tensorrt; default cpu — checked at start, reported in the log and GET /healthz).
+tensorrt; default cpu — checked at start, reported in the log and GET /healthz), LIKENESS_FACE_EP (face
+analysis only; default LIKENESS_EP).
 The engine runs in a worker thread, off the server's event loop; LIKENESS_ENGINE_THREAD=0 runs it on the
 main thread instead (debugging only: the API stalls while a task loads or runs).`;
 

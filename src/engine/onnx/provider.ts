@@ -29,6 +29,16 @@ export function defaultExecutionProvider(): ExecutionProvider {
   return raw === undefined || raw === '' ? 'cpu' : parseExecutionProvider(raw);
 }
 
+/**
+ * The provider for face analysis (SCRFD + ArcFace, small nets run once per photo): LIKENESS_FACE_EP, else
+ * the engine's. On a software adapter (SwiftShader) the detector at 640² takes most of a 64² task, so CI
+ * runs it on the CPU while the diffusion nets run on WebGPU.
+ */
+export function faceExecutionProvider(): ExecutionProvider {
+  const raw = process.env.LIKENESS_FACE_EP;
+  return raw === undefined || raw === '' ? defaultExecutionProvider() : parseExecutionProvider(raw, 'LIKENESS_FACE_EP');
+}
+
 /** Sets the process-wide provider (LIKENESS_EP) — for --ep, before any session or engine thread starts. */
 export function setDefaultExecutionProvider(ep: ExecutionProvider): void {
   process.env.LIKENESS_EP = ep;

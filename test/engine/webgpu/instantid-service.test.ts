@@ -1,5 +1,5 @@
 // One InstantID task end to end on the WebGPU provider, through `likeness serve` as a user starts it
-// (LIKENESS_EP=webgpu, a child process): the start-up probe and log line, GET /healthz naming the
+// (LIKENESS_EP=webgpu, face analysis on the CPU, a child process): the start-up probe and log line, GET /healthz naming the
 // provider, then a signed Run on the smoke set at 64×64, 2 steps, polled to a PNG. The smoke set has
 // random weights, so what is checked is that the GPU path runs the whole pipeline, not the picture.
 import assert from 'node:assert/strict';
@@ -31,7 +31,8 @@ after(async () => {
 function serve(): Promise<{ url: string; log: () => string }> {
   const p = spawn(process.execPath, ['--import', 'tsx', 'src/cli.ts', 'serve', '--home', home, '--host', '127.0.0.1', '--port', '0'], {
     cwd: repoRoot,
-    env: { ...process.env, LIKENESS_EP: 'webgpu', LIKENESS_THREADS: '1' },
+    // Face analysis on the CPU: on SwiftShader the 640² detector alone would take most of the budget.
+    env: { ...process.env, LIKENESS_EP: 'webgpu', LIKENESS_FACE_EP: 'cpu', LIKENESS_THREADS: '1' },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   child = p;
