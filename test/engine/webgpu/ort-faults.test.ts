@@ -53,3 +53,27 @@ webgpuTest('driver fault: WebGPU Sin/Cos are approximations; sinCos (Mul/Add/Flo
   }
   assert.ok(exact.sin <= 4e-7 && exact.cos <= 4e-7, `sinCos on webgpu: ${JSON.stringify(exact)} (native Sin/Cos: ${JSON.stringify(native)})`);
 });
+
+webgpuTest('forceCpuNodes: the named nodes of a WebGPU session run on the CPU (native Sin/Cos become exact there)', async () => {
+  const args = Float32Array.from({ length: 256 }, (_, i) => Math.fround(i * 3.9));
+  const g = new GraphBuilder();
+  const a = g.input('a', [args.length]);
+  g.output(g.sin(g.mul(a, 1)), 'sin');
+  const model = g.build();
+  const sinNodes = model.nodes.filter((n) => n.opType === 'Sin').map((n) => n.name);
+  assert.equal(sinNodes.length, 1);
+  const bytes = await encodeModel(model);
+  const error = async (forceCpuNodes: string[]): Promise<number> => {
+    const s = await createSession(bytes, { executionProvider: 'webgpu', forceCpuNodes });
+    try {
+      const got = (await s.run({ a: { dtype: 'float32', dims: [args.length], data: args } })).sin!.data as Float32Array;
+      return Math.max(...Array.from(got, (v, i) => Math.abs(v - Math.sin(args[i]!))));
+    } finally {
+      await s.dispose();
+    }
+  };
+  const onCpu = await error(sinNodes);
+  assert.ok(onCpu <= 1e-7, `Sin forced onto the CPU: ${onCpu}`);
+  const info = await webgpuReady();
+  if (!(info instanceof Error) && /swiftshader/i.test(info.adapter)) assert.ok((await error([])) > 1e-5, 'Sin on SwiftShader is approximate');
+});
