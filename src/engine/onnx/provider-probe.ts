@@ -41,7 +41,9 @@ async function probeModel(dtype: 'float32' | 'float16'): Promise<Uint8Array> {
 
 /** Runs (x·x + x) on the provider with CPU fallback off; true if it ran and gave the right numbers. */
 async function runsOn(ep: ExecutionProvider, dtype: 'float32' | 'float16', worker?: OrtWorker): Promise<boolean> {
-  const session = await createSession(await probeModel(dtype), { executionProvider: ep, ...(ep === 'cpu' ? {} : { disableCpuFallback: true }), ...(worker ? { worker } : {}) });
+  const session = await createSession(await probeModel(dtype), {
+    executionProvider: ep, ...(ep === 'cpu' ? {} : { disableCpuFallback: true }), ...(dtype === 'float16' ? { quiet: true } : {}), ...(worker ? { worker } : {}),
+  });
   try {
     const x = Float32Array.from({ length: 64 }, (_, i) => ((i % 7) - 3) / 4); // exact in float16 too
     const data = convertFloat(x, 'float32', dtype);

@@ -15,6 +15,8 @@ export interface WorkerSessionOptions {
   disableCpuFallback?: boolean;
   /** webgpu: these nodes run on the CPU provider (ORT's forceCpuNodeNames). */
   forceCpuNodes?: string[];
+  /** Fatal errors only in ORT's log (a probe that is expected to fail). */
+  quiet?: boolean;
   /** GPU providers: outputs that stay on the device ('gpu-buffer'): all of them, or these names. */
   outputsOnDevice?: true | string[];
 }

@@ -42,7 +42,7 @@ function sessionOptions(o: WorkerSessionOptions): ort.InferenceSession.SessionOp
           : ['cpu'];
   // Errors only (3): ORT's shape warnings on dynamic-size inputs (SCRFD at other than 640, for one) are
   // expected and would flood the service's stderr; insightface sets the same level.
-  const options: ort.InferenceSession.SessionOptions = { executionProviders: providers, logSeverityLevel: 3 };
+  const options: ort.InferenceSession.SessionOptions = { executionProviders: providers, logSeverityLevel: o.quiet ? 4 : 3 };
   if (o.intraOpThreads !== undefined) options.intraOpNumThreads = o.intraOpThreads;
   if (o.interOpThreads !== undefined) options.interOpNumThreads = o.interOpThreads;
   if (o.graphOptimizationLevel !== undefined) options.graphOptimizationLevel = o.graphOptimizationLevel;

@@ -36,6 +36,8 @@ export interface SessionOptions {
   disableCpuFallback?: boolean;
   /** The worker to create the session in; a process-wide shared worker by default. */
   worker?: OrtWorker;
+  /** Only fatal errors in ORT's log (for probes that may fail). */
+  quiet?: boolean;
   /** webgpu: node names to run on the CPU provider instead (a workaround for a faulty kernel). */
   forceCpuNodes?: readonly string[];
   /**
@@ -347,6 +349,7 @@ export async function createSession(model: string | Uint8Array, options: Session
   if (options.graphOptimizationLevel !== undefined) wire.graphOptimizationLevel = options.graphOptimizationLevel;
   if (options.deviceId !== undefined) wire.deviceId = options.deviceId;
   if (options.disableCpuFallback) wire.disableCpuFallback = true;
+  if (options.quiet) wire.quiet = true;
   if (options.forceCpuNodes?.length) wire.forceCpuNodes = [...options.forceCpuNodes];
   if (options.outputsOnDevice) wire.outputsOnDevice = options.outputsOnDevice === true ? true : [...options.outputsOnDevice];
   const worker = options.worker ?? OrtWorker.shared();
