@@ -61,9 +61,16 @@ xz -dc "$BUNDLE/node.xz" > "$WORK/bin/node" && chmod +x "$WORK/bin/node"
 rm -rf "$WORK/node_modules" && xz -dc "$BUNDLE/node_modules.tar.xz" | tar -C "$WORK" -xf -
 if [ -f "$BUNDLE/goldens.tar.xz" ]; then xz -dc "$BUNDLE/goldens.tar.xz" | tar -C "$WORK" -xf -; fi
 export PATH="$WORK/bin:$PATH"
-# The checkout's node_modules is a link (or absent) on the GPU host: point it at the unpacked one.
-if [ ! -e "$ROOT/node_modules/onnxruntime-node" ]; then rm -rf "$ROOT/node_modules"; ln -s "$WORK/node_modules" "$ROOT/node_modules"; fi
-echo "node $(node -v) at $(command -v node)"
+# Run from a copy of the checkout beside the unpacked modules, so the bundle is what runs (also in
+# --dry-run) and the checkout's own node_modules, whatever it is, is left alone.
+goldens=${GOLDENS:-$ROOT/../shared/goldens}
+[ -d "$goldens" ] || goldens=$WORK/goldens
+goldens=$(cd "$goldens" && pwd)
+rm -rf "$WORK/app" && mkdir -p "$WORK/app"
+tar -C "$ROOT" --exclude=./node_modules --exclude=./.git --exclude=./.gpu-bundle --exclude=./data --exclude=./dist -cf - . | tar -C "$WORK/app" -xf -
+ln -s "$WORK/node_modules" "$WORK/app/node_modules"
+cd "$WORK/app"
+echo "node $(node -v) at $(command -v node); running in $WORK/app"
 
 export LIKENESS_EP=${LIKENESS_EP:-webgpu}
 if [ "$LIKENESS_EP" = webgpu ] && [ -z "${VK_ICD_FILENAMES:-}" ]; then
@@ -79,8 +86,6 @@ say "Vulkan driver: ${VK_ICD_FILENAMES:-whatever the loader finds}"
 if [ "$MODE" = run ] && command -v nvidia-smi >/dev/null; then nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader || true; fi
 ldconfig -p 2>/dev/null | grep -q 'libvulkan.so.1' || echo "warning: libvulkan.so.1 is not in the linker cache; Dawn needs the Vulkan loader (libvulkan1)"
 
-goldens=${GOLDENS:-$ROOT/../shared/goldens}
-[ -d "$goldens" ] || goldens=$WORK/goldens
 say "goldens on $LIKENESS_EP ($goldens)"
 status=0
 node --import tsx src/cli.ts golden --ep "$LIKENESS_EP" "$goldens"/*/ || status=$?
