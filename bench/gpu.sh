@@ -11,7 +11,7 @@
 #
 # Environment: LIKENESS_EP (default webgpu; cuda needs onnxruntime-node's CUDA build, see README "GPU"),
 # VK_ICD_FILENAMES (default: the NVIDIA ICD if present; SwiftShader for --dry-run), GPU_WORK (unpack
-# folder, default /tmp/likeness-gpu), GOLDENS (default ../shared/goldens, else the bundled copy),
+# folder, default /tmp/likeness-gpu), GOLDENS (cases to run; default ../shared/goldens, else the bundled copy),
 # SCALE_ARGS (options for bench/scale.ts, issue #11's table, when the checkout has it).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -48,8 +48,9 @@ if [ "$MODE" = prepare ]; then
     --exclude='node_modules/onnxruntime-node/bin/napi-v6/win32' --exclude='node_modules/onnxruntime-node/bin/napi-v6/darwin' \
     --exclude='node_modules/onnxruntime-node/bin/napi-v6/linux/arm64' \
     node_modules | xz -T2 -9 > "$BUNDLE/node_modules.tar.xz"
-  goldens=${GOLDENS:-$ROOT/../shared/goldens}
-  [ -d "$goldens" ] && tar -C "$(dirname "$goldens")" -chf - "$(basename "$goldens")" | xz -T2 -9 > "$BUNDLE/goldens.tar.xz"
+  # The goldens and the assets the benches read (../shared beside the checkout).
+  shared=$ROOT/../shared
+  [ -d "$shared/goldens" ] && tar -C "$shared" -chf - goldens assets | xz -T2 -9 > "$BUNDLE/shared.tar.xz"
   du -b "$BUNDLE"/* | awk '{ printf "  %-40s %6.1f MiB\n", $2, $1 / 1048576; total += $1 } END { printf "  %-40s %6.1f MiB (limit 64)\n", "total", total / 1048576; if (total > 64 * 1048576) exit 1 }'
   exit 0
 fi
@@ -59,13 +60,15 @@ say "unpacking into $WORK"
 mkdir -p "$WORK/bin"
 xz -dc "$BUNDLE/node.xz" > "$WORK/bin/node" && chmod +x "$WORK/bin/node"
 rm -rf "$WORK/node_modules" && xz -dc "$BUNDLE/node_modules.tar.xz" | tar -C "$WORK" -xf -
-if [ -f "$BUNDLE/goldens.tar.xz" ]; then xz -dc "$BUNDLE/goldens.tar.xz" | tar -C "$WORK" -xf -; fi
+# ../shared beside the app copy: the checkout's own when it has one, else the bundled goldens and assets.
+rm -rf "$WORK/shared"
+if [ -d "$ROOT/../shared/goldens" ]; then ln -s "$(cd "$ROOT/../shared" && pwd)" "$WORK/shared"
+elif [ -f "$BUNDLE/shared.tar.xz" ]; then mkdir -p "$WORK/shared" && xz -dc "$BUNDLE/shared.tar.xz" | tar -C "$WORK/shared" -xf -
+else echo "no goldens: neither $ROOT/../shared nor $BUNDLE/shared.tar.xz" >&2; exit 1; fi
 export PATH="$WORK/bin:$PATH"
 # Run from a copy of the checkout beside the unpacked modules, so the bundle is what runs (also in
 # --dry-run) and the checkout's own node_modules, whatever it is, is left alone.
-goldens=${GOLDENS:-$ROOT/../shared/goldens}
-[ -d "$goldens" ] || goldens=$WORK/goldens
-goldens=$(cd "$goldens" && pwd)
+goldens=$(cd "${GOLDENS:-$WORK/shared/goldens}" && pwd)
 rm -rf "$WORK/app" && mkdir -p "$WORK/app"
 tar -C "$ROOT" --exclude=./node_modules --exclude=./.git --exclude=./.gpu-bundle --exclude=./data --exclude=./dist -cf - . | tar -C "$WORK/app" -xf -
 ln -s "$WORK/node_modules" "$WORK/app/node_modules"
