@@ -76,6 +76,8 @@ cd "$WORK/app"
 echo "node $(node -v) at $(command -v node); running in $WORK/app"
 
 export LIKENESS_EP=${LIKENESS_EP:-webgpu}
+# On SwiftShader the 640² face detector alone takes a minute and a half: --dry-run keeps face analysis on the CPU.
+if [ "$MODE" = dry-run ]; then export LIKENESS_FACE_EP=${LIKENESS_FACE_EP:-cpu}; fi
 if [ "$LIKENESS_EP" = webgpu ] && [ -z "${VK_ICD_FILENAMES:-}" ]; then
   if [ "$MODE" = dry-run ]; then
     icd=/usr/lib/chromium/vk_swiftshader_icd.json
