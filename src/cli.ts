@@ -37,7 +37,16 @@ export async function main(argv: string[]): Promise<number> {
     return 2;
   }
   const mod = await entry.load();
-  return mod.run(rest);
+  try {
+    return await mod.run(rest);
+  } catch (err) {
+    // An engine error is a message for the user (a provider that cannot start, a bad option), not a crash.
+    if (err instanceof Error && err.name === 'EngineError') {
+      console.error(`likeness: ${err.message}`);
+      return 1;
+    }
+    throw err;
+  }
 }
 
 // Run directly (tsx src/cli.ts ...): the compiled bin/likeness.js imports main() instead.

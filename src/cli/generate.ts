@@ -8,7 +8,8 @@ import { EngineError } from '../engine/errors.js';
 import { SdxlPipeline, type SdxlGenerateRequest } from '../engine/pipelines/sdxl.js';
 import { TOKENIZER_STORE } from '../engine/pipelines/sdxl-components.js';
 import { SCHEDULER_NAMES } from '../engine/schedulers/index.js';
-import { fail } from './args.js';
+import { EP_HELP, applyEpOption, fail } from './args.js';
+import { describeExecutionProvider } from '../engine/onnx/provider-probe.js';
 
 const HELP = `usage:
   likeness generate --model DIR|FILE --prompt "…" --out DIR [options]
@@ -30,6 +31,7 @@ options:
   --tokenizers DIR      folder with tokenizer/ and tokenizer_2/ for single-file checkpoints
                         (default $LIKENESS_HOME/${TOKENIZER_STORE})
   --threads N           ONNX Runtime threads per session
+  ${EP_HELP}
   --home DIR            LIKENESS_HOME (default ./data): compiled models are cached in its cache/onnx
 
 Try it without downloading anything: likeness models smoke, then --model $LIKENESS_HOME/models/smoke
@@ -62,6 +64,7 @@ export async function run(args: string[]): Promise<number> {
         noise: { type: 'string' },
         tokenizers: { type: 'string' },
         threads: { type: 'string' },
+        ep: { type: 'string' },
         out: { type: 'string' },
         home: { type: 'string' },
         help: { type: 'boolean', short: 'h' },
@@ -84,6 +87,8 @@ export async function run(args: string[]): Promise<number> {
   if (!Number.isFinite(scale)) return fail(`--scale must be a number, got "${v.scale}"`);
 
   const home = loadConfig(v.home ? { home: v.home } : {}).home;
+  applyEpOption(v.ep);
+  process.stderr.write(`execution provider: ${(await describeExecutionProvider()).summary}\n`);
   const controller = new AbortController();
   const onSigint = (): void => controller.abort();
   process.once('SIGINT', onSigint);

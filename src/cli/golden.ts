@@ -3,17 +3,24 @@
 import { statSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { evaluateCase, formatResult } from '../engine/golden/run.js';
+import { applyEpOption } from './args.js';
+import { describeExecutionProvider } from '../engine/onnx/provider-probe.js';
 
 export async function run(args: string[]): Promise<number> {
   const { values, positionals } = parseArgs({
     args,
     allowPositionals: true,
-    options: { verbose: { type: 'boolean', short: 'v' }, help: { type: 'boolean', short: 'h' } },
+    options: { verbose: { type: 'boolean', short: 'v' }, ep: { type: 'string' }, help: { type: 'boolean', short: 'h' } },
   });
   if (values.help || positionals.length === 0) {
-    console.log('usage: likeness golden [--verbose] <case-dir>...\n\nEvaluates each golden case folder (case.json + io.safetensors).');
+    console.log('usage: likeness golden [--verbose] [--ep cpu|webgpu|cuda|tensorrt] <case-dir>...\n\n' +
+      'Evaluates each golden case folder (case.json + io.safetensors) with the same tolerances on any provider.\n' +
+      '--ep (or LIKENESS_EP) runs every session on that execution provider; default cpu.');
     return values.help ? 0 : 2;
   }
+  applyEpOption(values.ep);
+  const provider = await describeExecutionProvider();
+  console.log(`execution provider: ${provider.summary}`);
   const counts: Record<string, number> = {};
   let failed = false;
   for (const dir of positionals) {

@@ -4,6 +4,8 @@ import { existsSync, readdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { loadConfig } from '../config.js';
+import { describeExecutionProvider } from '../engine/onnx/provider-probe.js';
+import { applyEpOption } from './args.js';
 import { createService } from '../service/app.js';
 import { guardedNetwork } from '../service/network.js';
 import { createAvailability } from '../tools/catalog.js';
@@ -27,7 +29,7 @@ async function ensureSomeModel(home: string, defaultModel: string | undefined): 
   return join(home, SMOKE_MODEL_DIR);
 }
 
-const HELP = `usage: likeness serve [--host HOST] [--port PORT] [--home DIR] [--log]
+const HELP = `usage: likeness serve [--host HOST] [--port PORT] [--home DIR] [--ep PROVIDER] [--log]
 
 Starts the service (embedded mode: SQLite, local files, one in-process worker).
 Environment: HOST, PORT, LIKENESS_HOME (default ./data), LIKENESS_PUBLIC_URL, LIKENESS_NONCE_WINDOW,
@@ -35,7 +37,9 @@ LIKENESS_FETCH_ALLOW, LIKENESS_MAX_IMAGE_BYTES, LIKENESS_MAX_IMAGE_PIXELS, LIKEN
 Engine: LIKENESS_DEFAULT_MODEL (SDXL checkpoint used when a Run names none; default: the smoke set in
 $LIKENESS_HOME/models/smoke when present), LIKENESS_DETECTOR / LIKENESS_RECOGNIZER (face models; default
 $LIKENESS_HOME/models/antelopev2/), LIKENESS_THREADS (ONNX Runtime threads per session),
-LIKENESS_MAX_LORA_BYTES (largest LoRA download, default 2 GB).
+LIKENESS_MAX_LORA_BYTES (largest LoRA download, default 2 GB), LIKENESS_EP (or --ep: cpu, webgpu, cuda,
+tensorrt; default cpu — checked at start, reported in the log and GET /healthz), LIKENESS_FACE_EP (face
+analysis only; default LIKENESS_EP).
 The engine runs in a worker thread, off the server's event loop; LIKENESS_ENGINE_THREAD=0 runs it on the
 main thread instead (debugging only: the API stalls while a task loads or runs).`;
 
@@ -55,6 +59,7 @@ export async function run(args: string[]): Promise<number> {
       port: { type: 'string' },
       home: { type: 'string' },
       log: { type: 'boolean' },
+      ep: { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
   });
@@ -62,6 +67,10 @@ export async function run(args: string[]): Promise<number> {
     console.log(HELP);
     return 0;
   }
+  // The provider must start before anything is served: a GPU that is not there is an error now, not a
+  // failed first task (and never a quiet CPU run).
+  applyEpOption(values.ep);
+  const provider = await describeExecutionProvider();
   const config = loadConfig({
     ...(values.host ? { host: values.host } : {}),
     ...(values.port ? { port: Number(values.port) } : {}),
@@ -83,9 +92,11 @@ export async function run(args: string[]): Promise<number> {
   const inThread = env.LIKENESS_ENGINE_THREAD === '0';
   const runner = inThread ? new InstantIdRunner(options) : instantIdThreadedRunner(options);
   const tools = defaultTools({ runner, availability: createAvailability(config.home, instantIdControlnetLora) });
-  const service = await createService(config, { tools, net: guardedNetwork(config), logger: values.log ?? false });
+  const health = { executionProvider: provider.provider, adapter: provider.adapter, float16: provider.float16 };
+  const service = await createService(config, { tools, net: guardedNetwork(config), logger: values.log ?? false, health: () => health });
   const address = await service.listen();
   console.log(`Likeness is listening on ${address} (data in ${config.home})`);
+  console.log(`  execution provider: ${provider.summary}`);
   if (inThread) console.log('  LIKENESS_ENGINE_THREAD=0: the engine runs on the main thread (the API stalls while it works)');
   console.log(`  file links use ${config.publicUrl}; WebSocket at ${config.publicUrl.replace(/^http/, 'ws')}/v1`);
   if (smokeWritten) {

@@ -32,6 +32,8 @@ export interface ServiceOptions {
   /** Start the in-process worker (tests that drive the queue by hand turn it off). */
   worker?: boolean;
   pollMs?: number;
+  /** What GET /healthz reports besides status (the engine's execution provider and adapter); no auth. */
+  health?: () => Record<string, unknown>;
 }
 
 export function openStore(config: ServiceConfig): SqliteTaskStore {
@@ -78,6 +80,8 @@ export async function createService(config: ServiceConfig, opts: ServiceOptions)
 
   const worker = new Worker(ctx, opts.pollMs);
   const server = await buildServer(ctx, worker, { logger: opts.logger ?? false });
+  // Liveness for load balancers and operators: no auth, nothing about tasks or keys.
+  server.get('/healthz', async () => ({ status: 'ok', ...(opts.health?.() ?? {}) }));
   if (opts.worker !== false) worker.start();
 
   return {

@@ -8,6 +8,7 @@ import {
 } from '../onnx/index.js';
 import { parseClipTextConfig, type ClipTextConfig } from './clip-config.js';
 import { buildClipTextGraph, type ClipTextOutput, type ClipTextWeights } from './clip-text.js';
+import { defaultExecutionProvider } from '../onnx/provider.js';
 
 /** Token ids, row-major [batch, seqLen]. */
 export type TokenIds = BigInt64Array | Int32Array | readonly number[];
@@ -99,7 +100,7 @@ export async function loadClipTextEncoder(
   }
 
   const session = await createSession(model, {
-    executionProvider: opts.executionProvider ?? 'cpu',
+    executionProvider: opts.executionProvider ?? defaultExecutionProvider(),
     ...(opts.intraOpThreads !== undefined ? { intraOpThreads: opts.intraOpThreads } : {}),
     ...(opts.interOpThreads !== undefined ? { interOpThreads: opts.interOpThreads } : {}),
     ...(opts.worker ? { worker: opts.worker } : {}),

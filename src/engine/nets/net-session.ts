@@ -4,6 +4,7 @@ import {
   compileCached, createSession, fingerprintFiles, type AttentionMode, type ExecutionProvider, type ModelDef, type Session, type SessionOptions,
 } from '../onnx/index.js';
 import type { FloatDType, HostTensor } from '../onnx/dtype.js';
+import { defaultExecutionProvider, graphChoicesFor } from '../onnx/provider.js';
 
 export interface NetLoadOptions {
   /** Where compiled models are kept (e.g. $LIKENESS_HOME/cache/onnx). */
@@ -16,13 +17,11 @@ export interface NetLoadOptions {
 }
 
 /**
- * The default attention form per execution provider. On the CPU EP, com.microsoft.MultiHeadAttention
- * runs blockwise instead of holding the [B, heads, n, n] float32 scores (1 GiB for a 128×128 VAE latent;
- * 2.9 → 1.3 GB peak for a 1024² InstantID task with the UNet and ControlNets fused too, docs/benchmarks.md).
- * GPU builds keep MatMul/Softmax/MatMul unless they ask.
+ * The default attention form per execution provider (the process default, LIKENESS_EP, when none is
+ * named): graphChoicesFor in onnx/provider.ts, where every per-provider graph choice is made and argued.
  */
-export function attentionModeFor(executionProvider: ExecutionProvider = 'cpu'): AttentionMode {
-  return executionProvider === 'cpu' ? 'fused' : 'plain';
+export function attentionModeFor(executionProvider: ExecutionProvider = defaultExecutionProvider()): AttentionMode {
+  return graphChoicesFor(executionProvider).attention;
 }
 
 export interface CompiledNet {

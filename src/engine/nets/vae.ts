@@ -16,6 +16,7 @@ import {
 } from '../onnx/index.js';
 import { VAE_NORM_EPS, parseVaeConfig, type VaeConfig } from './vae-config.js';
 import { attentionModeFor } from './net-session.js';
+import { defaultExecutionProvider } from '../onnx/provider.js';
 
 export { parseVaeConfig, vaeScaleFactor, type VaeConfig } from './vae-config.js';
 
@@ -42,7 +43,7 @@ export interface VaeGraphOptions {
  * 1024×1024 image's 128×128 latent, plus the Softmax copy (docs/benchmarks.md, Memory). GPU builds keep
  * MatMul/Softmax/MatMul unless they ask (VaeGraphOptions.attention).
  */
-export function vaeAttentionMode(executionProvider: ExecutionProvider = 'cpu'): AttentionMode {
+export function vaeAttentionMode(executionProvider: ExecutionProvider = defaultExecutionProvider()): AttentionMode {
   return attentionModeFor(executionProvider);
 }
 
@@ -227,7 +228,7 @@ function withAttention(options: VaeLoadOptions): VaeLoadOptions & { attention: A
 }
 
 async function openGraph(net: string, config: VaeConfig, build: () => ModelDef, options: VaeLoadOptions & { attention: AttentionMode }): Promise<Session> {
-  const sessionOptions = { executionProvider: options.executionProvider ?? 'cpu', intraOpThreads: options.intraOpThreads ?? 1 } as const;
+  const sessionOptions = { executionProvider: options.executionProvider ?? defaultExecutionProvider(), intraOpThreads: options.intraOpThreads ?? 1 } as const;
   if (!options.cache) return createSession(await encodeModel(build()), sessionOptions);
   // The attention form is part of the key: a graph compiled with the other form is never reused.
   const key = { net, weightsHash: options.cache.weightsHash, dtype: vaeComputeType(config, options.dtype), config: { ...config, attention: options.attention } };

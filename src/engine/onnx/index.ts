@@ -11,3 +11,8 @@ export {
   OrtWorker, Session, availableExecutionProviders, checkExecutionProvider, createSession,
   type ExecutionProvider, type GraphOptimizationLevel, type RunOptions, type SessionOptions, type ValueMeta,
 } from './session.js';
+export { DeviceTensor, copiedBytes, resetCopiedBytes } from './session.js';
+export {
+  EXECUTION_PROVIDERS, defaultExecutionProvider, findSwiftShaderIcd, graphChoicesFor, parseExecutionProvider,
+  setDefaultExecutionProvider, vulkanIcds, type GraphChoices,
+} from './provider.js';

@@ -12,16 +12,20 @@ import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { Worker } from 'node:worker_threads';
 import { EngineError } from '../errors.js';
-import { numel, type HostArray, type HostTensor } from './dtype.js';
+import { numel, type DType, type HostArray, type HostTensor } from './dtype.js';
+import {
+  CUDA_LIBRARIES, TENSORRT_LIBRARIES, defaultExecutionProvider, missingSharedLibraries, webgpuAdapterHint,
+} from './provider.js';
 import {
   transferables,
   type ExecutionProvider, type GraphOptimizationLevel, type Reply, type Request, type SessionInfo, type ValueMeta,
-  type WireTensor, type WorkerSessionOptions,
+  type WireDeviceTensor, type WireTensor, type WorkerSessionOptions,
 } from './session-protocol.js';
 
 export type { ExecutionProvider, GraphOptimizationLevel, ValueMeta };
 
 export interface SessionOptions {
+  /** Default: defaultExecutionProvider() (LIKENESS_EP, else cpu). */
   executionProvider?: ExecutionProvider;
   intraOpThreads?: number;
   interOpThreads?: number;
@@ -32,6 +36,15 @@ export interface SessionOptions {
   disableCpuFallback?: boolean;
   /** The worker to create the session in; a process-wide shared worker by default. */
   worker?: OrtWorker;
+  /** Only fatal errors in ORT's log (for probes that may fail). */
+  quiet?: boolean;
+  /** webgpu: node names to run on the CPU provider instead (a workaround for a faulty kernel). */
+  forceCpuNodes?: readonly string[];
+  /**
+   * webgpu: outputs stay on the device (all, or these names) and come back from run() as DeviceTensor
+   * handles that can be fed to the next run of any session in the same worker.
+   */
+  outputsOnDevice?: true | readonly string[];
 }
 
 export interface RunOptions {
@@ -43,12 +56,44 @@ export interface RunOptions {
   outputs?: readonly string[];
 }
 
-type Feed = HostTensor;
+/** A tensor kept on the device by the worker (a gpu-buffer output). Read it back with read(); free it when done. */
+export class DeviceTensor {
+  private freed = false;
+  constructor(private readonly worker: OrtWorker, private readonly wire: WireDeviceTensor) {}
+  get dtype(): DType { return this.wire.dtype; }
+  get dims(): readonly number[] { return this.wire.dims; }
+  get bytes(): number { return this.wire.bytes; }
+  /** @internal the worker's handle */
+  get handle(): number {
+    if (this.freed) throw new EngineError('ort_tensor_freed', 'this device tensor was freed');
+    return this.wire.handle;
+  }
+  /** Copies it to the host (through a session with CPU outputs; never getData() on the device tensor). */
+  async read(): Promise<HostTensor> {
+    const [t] = await this.worker.request<WireTensor[]>({ type: 'read', handles: [this.handle] });
+    copiedBytes.fromDevice += this.bytes;
+    return t!;
+  }
+  async free(): Promise<void> {
+    if (this.freed) return;
+    this.freed = true;
+    if (this.worker.alive) await this.worker.request<null>({ type: 'free', handles: [this.wire.handle] });
+  }
+}
+
+/** Bytes copied between host and device by runs of GPU sessions in this thread, since the last reset. */
+export const copiedBytes = { toDevice: 0, fromDevice: 0 };
+export function resetCopiedBytes(): void {
+  copiedBytes.toDevice = 0;
+  copiedBytes.fromDevice = 0;
+}
+
+type Feed = HostTensor | DeviceTensor;
 /** A request without its id (the worker wrapper numbers them). */
 type WithoutId<T> = T extends unknown ? Omit<T, 'id'> : never;
 type RequestBody = WithoutId<Request>;
 
-const GPU_INSTALL_HINT =
+export const GPU_INSTALL_HINT =
   'install the GPU build of onnxruntime-node: ONNXRUNTIME_NODE_INSTALL=cuda12 npm ci (see README); ' +
   'the host also needs the CUDA 12 runtime and cuDNN 9';
 
@@ -59,7 +104,7 @@ function ortNativeDir(): string {
   return join(dirname(main), '..', 'bin', 'napi-v6', process.platform, process.arch);
 }
 
-function providerLibraries(ep: Exclude<ExecutionProvider, 'cpu'>): string[] | undefined {
+function providerLibraries(ep: 'cuda' | 'tensorrt'): string[] | undefined {
   const names = ep === 'cuda' ? ['shared', 'cuda'] : ['shared', 'cuda', 'tensorrt'];
   if (process.platform === 'linux') return names.map((n) => `libonnxruntime_providers_${n}.so`);
   if (process.platform === 'win32') return names.map((n) => `onnxruntime_providers_${n}.dll`);
@@ -72,6 +117,13 @@ function providerLibraries(ep: Exclude<ExecutionProvider, 'cpu'>): string[] | un
  */
 export function checkExecutionProvider(ep: ExecutionProvider): void {
   if (ep === 'cpu') return;
+  if (ep === 'webgpu') {
+    // onnxruntime-node's own linux/win32/darwin library has the WebGPU provider; an adapter shows at session creation.
+    if (!['linux', 'win32', 'darwin'].includes(process.platform) || process.arch !== 'x64' && process.arch !== 'arm64') {
+      throw new EngineError('ort_ep_unavailable', `execution provider webgpu is not in onnxruntime-node for ${process.platform}-${process.arch}; use cpu`);
+    }
+    return;
+  }
   const libs = providerLibraries(ep);
   if (!libs) {
     throw new EngineError('ort_ep_unavailable', `execution provider ${ep} is not available on ${process.platform}-${process.arch}; use cpu`);
@@ -83,12 +135,19 @@ export function checkExecutionProvider(ep: ExecutionProvider): void {
       `execution provider ${ep} is not installed (onnxruntime-node lacks ${missing.join(', ')} in ${dir}): ${GPU_INSTALL_HINT}` +
       (ep === 'tensorrt' ? ', plus TensorRT 10' : ''));
   }
+  const system = missingSharedLibraries(ep === 'tensorrt' ? [...CUDA_LIBRARIES, ...TENSORRT_LIBRARIES] : CUDA_LIBRARIES);
+  if (system.length > 0) {
+    throw new EngineError('ort_ep_unavailable',
+      `execution provider ${ep} needs ${system.join(', ')}, which neither LD_LIBRARY_PATH nor the linker cache (ldconfig -p) has: ` +
+      'install the CUDA 12 runtime (cudart, cuBLAS, cuFFT) and cuDNN 9' + (ep === 'tensorrt' ? ' and TensorRT 10' : '') +
+      ' (see README, "GPU install"), or add their folder to LD_LIBRARY_PATH');
+  }
 }
 
-/** The execution providers this installation can try. */
+/** The execution providers this installation can try (webgpu still needs an adapter, seen at session creation). */
 export function availableExecutionProviders(): ExecutionProvider[] {
   const out: ExecutionProvider[] = ['cpu'];
-  for (const ep of ['cuda', 'tensorrt'] as const) {
+  for (const ep of ['webgpu', 'cuda', 'tensorrt'] as const) {
     try {
       checkExecutionProvider(ep);
       out.push(ep);
@@ -216,27 +275,54 @@ function abortError(signal: AbortSignal): Error {
 export class Session {
   private released = false;
 
-  constructor(private readonly worker: OrtWorker, private readonly info: SessionInfo, readonly executionProvider: ExecutionProvider) {}
+  constructor(
+    private readonly worker: OrtWorker, private readonly info: SessionInfo, readonly executionProvider: ExecutionProvider,
+    private readonly onDevice = false,
+  ) {}
 
   get inputs(): readonly ValueMeta[] { return this.info.inputs; }
   get outputs(): readonly ValueMeta[] { return this.info.outputs; }
   get inputNames(): string[] { return this.info.inputs.map((m) => m.name); }
   get outputNames(): string[] { return this.info.outputs.map((m) => m.name); }
 
-  /** Runs the model; outputs come back as host tensors (float16 as Uint16Array bits). */
+  /**
+   * Runs the model; outputs come back as host tensors (float16 as Uint16Array bits). Feeds may be
+   * DeviceTensors from this worker. A session created with outputsOnDevice must use runOnDevice.
+   */
   async run(feeds: Readonly<Record<string, Feed>>, options: RunOptions = {}): Promise<Record<string, HostTensor>> {
+    if (this.onDevice) {
+      throw new EngineError('ort_bad_input', 'this session keeps outputs on the device: call runOnDevice (and read() what you need on the host)');
+    }
+    return (await this.runWire(feeds, options)) as Record<string, HostTensor>;
+  }
+
+  /** Like run(), for a session created with outputsOnDevice: those outputs come back as DeviceTensors. */
+  async runOnDevice(feeds: Readonly<Record<string, Feed>>, options: RunOptions = {}): Promise<Record<string, HostTensor | DeviceTensor>> {
+    const out = await this.runWire(feeds, options);
+    return Object.fromEntries(Object.entries(out).map(([k, v]) => [k, 'handle' in v ? new DeviceTensor(this.worker, v) : v]));
+  }
+
+  private async runWire(feeds: Readonly<Record<string, Feed>>, options: RunOptions): Promise<Record<string, WireTensor | WireDeviceTensor>> {
     if (this.released) throw new EngineError('ort_session_closed', 'this session was disposed');
-    const wire: Record<string, WireTensor> = {};
+    const wire: Record<string, WireTensor | WireDeviceTensor> = {};
+    const gpu = this.executionProvider !== 'cpu';
     for (const [name, t] of Object.entries(feeds)) {
+      if (t instanceof DeviceTensor) {
+        wire[name] = { dtype: t.dtype, dims: [...t.dims], handle: t.handle, bytes: t.bytes };
+        continue;
+      }
       if (t.data.length !== numel(t.dims)) {
         throw new EngineError('ort_bad_input', `input ${name}: ${t.data.length} values for dims [${t.dims.join(', ')}]`);
       }
       wire[name] = { dtype: t.dtype, dims: [...t.dims], data: t.data };
+      if (gpu) copiedBytes.toDevice += t.data.byteLength;
     }
-    const transfer = options.transfer ? transferables(Object.values(wire).map((t) => t.data)) : [];
+    const transfer = options.transfer ? transferables(Object.values(wire).flatMap((t) => ('data' in t ? [t.data] : []))) : [];
     const req: WithoutId<Extract<Request, { type: 'run' }>> = { type: 'run', session: this.info.session, feeds: wire };
     if (options.outputs) req.fetches = [...options.outputs];
-    return this.worker.request<Record<string, WireTensor>>(req, transfer, options.signal);
+    const out = await this.worker.request<Record<string, WireTensor | WireDeviceTensor>>(req, transfer, options.signal);
+    if (gpu) for (const v of Object.values(out)) if ('data' in v) copiedBytes.fromDevice += v.data.byteLength;
+    return out;
   }
 
   /** Releases the ORT session (the worker stays for other sessions). */
@@ -252,17 +338,29 @@ export class Session {
  * (inline weights only). Throws EngineError for missing GPU providers and for models ORT refuses.
  */
 export async function createSession(model: string | Uint8Array, options: SessionOptions = {}): Promise<Session> {
-  const ep = options.executionProvider ?? 'cpu';
+  const ep = options.executionProvider ?? defaultExecutionProvider();
   checkExecutionProvider(ep);
+  if (options.outputsOnDevice && ep !== 'webgpu') {
+    throw new EngineError('bad_request', `outputsOnDevice needs the webgpu provider (this session is on ${ep})`);
+  }
   const wire: WorkerSessionOptions = { executionProvider: ep };
   if (options.intraOpThreads !== undefined) wire.intraOpThreads = options.intraOpThreads;
   if (options.interOpThreads !== undefined) wire.interOpThreads = options.interOpThreads;
   if (options.graphOptimizationLevel !== undefined) wire.graphOptimizationLevel = options.graphOptimizationLevel;
   if (options.deviceId !== undefined) wire.deviceId = options.deviceId;
   if (options.disableCpuFallback) wire.disableCpuFallback = true;
+  if (options.quiet) wire.quiet = true;
+  if (options.forceCpuNodes?.length) wire.forceCpuNodes = [...options.forceCpuNodes];
+  if (options.outputsOnDevice) wire.outputsOnDevice = options.outputsOnDevice === true ? true : [...options.outputsOnDevice];
   const worker = options.worker ?? OrtWorker.shared();
-  const info = await worker.request<SessionInfo>({ type: 'create', model, options: wire });
-  return new Session(worker, info, ep);
+  let info: SessionInfo;
+  try {
+    info = await worker.request<SessionInfo>({ type: 'create', model, options: wire });
+  } catch (e) {
+    if (e instanceof EngineError && e.code === 'ort_no_adapter') throw new EngineError('ort_ep_unavailable', `${e.message.trim()}. ${webgpuAdapterHint()}`);
+    throw e;
+  }
+  return new Session(worker, info, ep, options.outputsOnDevice !== undefined);
 }
 
 export type { HostArray, HostTensor };

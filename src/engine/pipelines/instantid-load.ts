@@ -18,6 +18,7 @@ import { float32Source, prefixedSource, type TensorSource } from '../nets/sdxl-w
 import { createUnetRunner, ipAdapterSource } from '../nets/unet-runner.js';
 import { loadVaeDecoder, parseVaeConfig, vaeScaleFactor, type VaeConfig } from '../nets/vae.js';
 import type { ClipTokenizer } from '../text/clip-tokenizer.js';
+import { defaultExecutionProvider } from '../onnx/provider.js';
 import { SDXL_BASE_SCHEDULER, componentHash, forceZerosFlag, loadTokenizers, type SdxlParts } from './sdxl-components.js';
 import { singleFileControlNetConfig } from './instantid-controlnet-file.js';
 
@@ -78,7 +79,7 @@ function asFloat32(w: WeightSource, dtype: FloatDType): TensorSource {
 /** Compiles (or finds in the cache) and opens every net. Disposes what it opened if one fails. */
 export async function loadInstantIdNets(parts: InstantIdParts, options: InstantIdLoadOptions): Promise<InstantIdNets> {
   const dtype = options.dtype ?? 'float32';
-  const executionProvider = options.executionProvider ?? 'cpu';
+  const executionProvider = options.executionProvider ?? defaultExecutionProvider();
   const threads = options.threads !== undefined ? { intraOpThreads: options.threads } : {};
   const net = { cacheDir: options.cacheDir, dtype, session: { executionProvider, ...threads } };
   const opened: { dispose(): Promise<void> }[] = [];

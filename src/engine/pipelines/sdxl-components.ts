@@ -13,6 +13,7 @@ import { float32Source } from '../nets/sdxl-weights.js';
 import { createUnetRunner, type UnetRunner } from '../nets/unet-runner.js';
 import { loadVaeDecoder, type VaeDecoder } from '../nets/vae.js';
 import { ClipTokenizer } from '../text/clip-tokenizer.js';
+import { defaultExecutionProvider } from '../onnx/provider.js';
 
 /** Where the model store keeps the CLIP tokenizer files, once, for checkpoints that carry none. */
 export const TOKENIZER_STORE = join('models', 'tokenizers');
@@ -126,7 +127,7 @@ export function forceZerosFlag(model: Pick<SdxlModel, 'path' | 'layout'>): boole
 export async function loadSdxlParts(model: SdxlModel, options: SdxlLoadOptions): Promise<SdxlParts> {
   const { tokenizer1, tokenizer2 } = loadTokenizers(model, options.tokenizerDir);
   const hashes = await componentHashes(model);
-  const executionProvider = options.executionProvider ?? 'cpu';
+  const executionProvider = options.executionProvider ?? defaultExecutionProvider();
   const dtype = options.dtype ?? 'float32';
   const threads = options.threads !== undefined ? { intraOpThreads: options.threads } : {};
   const opened: { dispose(): Promise<void> }[] = [];

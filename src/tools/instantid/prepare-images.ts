@@ -12,6 +12,7 @@ import { prepareInstantIdInputs, type ControlMapKind, type ControlMapMakers, typ
 import { ImageError, decodeImageRGB } from '../../net/image.js';
 import { TaskInputError, type InputFile } from '../../service/runner.js';
 import type { FileRef } from '../types.js';
+import { faceExecutionProvider } from '../../engine/onnx/provider.js';
 import type { FaceModelPaths } from './models.js';
 import { NON_COMMERCIAL } from './models.js';
 
@@ -52,7 +53,8 @@ export class FaceModels {
     if (this.current?.key !== key) {
       const old = this.current;
       const analyzer = FaceAnalyzer.load({
-        detector: paths.detector, recognizer: paths.recognizer, ...(this.threads !== undefined ? { intraOpThreads: this.threads } : {}),
+        detector: paths.detector, recognizer: paths.recognizer, executionProvider: faceExecutionProvider(),
+        ...(this.threads !== undefined ? { intraOpThreads: this.threads } : {}),
       });
       this.current = { key, analyzer };
       analyzer.catch(() => { if (this.current?.analyzer === analyzer) this.current = undefined; });
