@@ -6,6 +6,8 @@ import {
   compileCached, createSession, encodeModel, fingerprintFiles,
   type ExecutionProvider, type FloatDType, type HostTensor, type OrtWorker, type Session,
 } from '../onnx/index.js';
+import type { ScaledLora } from '../lora/apply.js';
+import { emptyLoraFeeds, loraSlotsOf, runtimeLoraFeeds, type LoraSlot } from '../lora/runtime.js';
 import { parseClipTextConfig, type ClipTextConfig } from './clip-config.js';
 import { buildClipTextGraph, type ClipTextOutput, type ClipTextWeights } from './clip-text.js';
 
@@ -43,6 +45,8 @@ export interface ClipTextEncoderOptions {
   prefix?: string;
   /** Name of the projection weight ('text_projection.weight'). */
   projectionKey?: string;
+  /** Build with run-time LoRA branches on every Linear (setLoras then changes LoRAs without a rebuild). */
+  loraSlots?: boolean;
   /** Identifies the weights in the cache key; default: a fingerprint of the weight file. */
   weightsHash?: string;
   executionProvider?: ExecutionProvider;
@@ -57,6 +61,8 @@ export interface ClipTextEncoder {
   /** Whether the compiled model came from the cache. */
   readonly cacheHit: boolean;
   encode(ids: TokenIds, batch: number, seqLen: number, signal?: AbortSignal): Promise<ClipTextOutputs>;
+  /** The LoRAs later encodes apply, as branches (loraSlots builds only; [] for none); see UnetRunner.setLoras. */
+  setLoras(loras: readonly ScaledLora[]): void;
   dispose(): Promise<void>;
 }
 
@@ -81,7 +87,10 @@ export async function loadClipTextEncoder(
     const projectionKey = opts.projectionKey ?? 'text_projection.weight';
     const withProjection = opts.withProjection ?? weights.has(projectionKey);
     outputs = [...(opts.outputs ?? ['penultimate', 'last_hidden_state', 'pooled', ...(withProjection ? ['text_embeds' as const] : [])])];
-    const graphOptions = { dtype: opts.dtype ?? 'float32', withProjection, outputs, prefix: opts.prefix ?? 'text_model.', projectionKey };
+    const graphOptions = {
+      dtype: opts.dtype ?? 'float32', withProjection, outputs, prefix: opts.prefix ?? 'text_model.', projectionKey,
+      ...(opts.loraSlots ? { loraSlots: true } : {}),
+    };
     const build = (): ReturnType<typeof buildClipTextGraph> => buildClipTextGraph(configDict, weights, graphOptions);
     if (opts.cacheDir) {
       const weightsHash = opts.weightsHash ?? (weights.path ? await fingerprintFiles([weights.path]) : undefined);
@@ -108,16 +117,30 @@ export async function loadClipTextEncoder(
 }
 
 class Encoder implements ClipTextEncoder {
+  private readonly loraSlots: ReadonlyMap<string, LoraSlot>;
+  private loraFeeds: Record<string, HostTensor>;
+
   constructor(
     readonly config: ClipTextConfig,
     readonly outputs: readonly ClipTextOutput[],
     readonly cacheHit: boolean,
     private readonly session: Session,
-  ) {}
+  ) {
+    this.loraSlots = loraSlotsOf(session.inputs);
+    this.loraFeeds = emptyLoraFeeds(this.loraSlots);
+  }
+
+  setLoras(loras: readonly ScaledLora[]): void {
+    if (this.loraSlots.size === 0 && loras.some((l) => l.scale !== 0 && l.deltas.length > 0)) {
+      throw new EngineError('lora_not_runtime', 'this text encoder was built without run-time LoRA slots (load it with loraSlots: true, or fuse the LoRAs with withLoras)');
+    }
+    this.loraFeeds = runtimeLoraFeeds(this.loraSlots, loras);
+  }
 
   async encode(ids: TokenIds, batch: number, seqLen: number, signal?: AbortSignal): Promise<ClipTextOutputs> {
     const inputIds = this.checkIds(ids, batch, seqLen);
-    const out = await this.session.run({ input_ids: { dtype: 'int64', dims: [batch, seqLen], data: inputIds } }, signal ? { signal } : {});
+    const feeds = { input_ids: { dtype: 'int64', dims: [batch, seqLen], data: inputIds } as HostTensor, ...this.loraFeeds };
+    const out = await this.session.run(feeds, signal ? { signal } : {});
     const result: ClipTextOutputs = { batch, seqLen, hidden: this.config.hiddenSize };
     const float = (name: ClipTextOutput): Float32Array | undefined => (out[name] ? floatData(out[name], name) : undefined);
     const penultimate = float('penultimate');

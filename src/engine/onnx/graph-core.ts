@@ -105,8 +105,25 @@ export interface BuilderOptions {
   attention?: AttentionMode;
   /** Older spelling of attention: 'fused'. */
   fusedAttention?: boolean;
+  /**
+   * Linear weights (by initializer name) that get a low-rank LoRA branch fed at run time:
+   * y = x·Wᵀ + b + (x·D)·U with inputs D = LORA_INPUT.down(name) [in, r] and U = LORA_INPUT.up(name)
+   * [r, out], r symbolic (0 when no LoRA patches the layer). See engine/lora/runtime.ts.
+   */
+  loraSlots?: (weightName: string) => boolean;
   metadata?: Record<string, string>;
 }
+
+/** Graph input names of a linear's LoRA branch (BuilderOptions.loraSlots). */
+export const LORA_INPUT = {
+  down: (weight: string): string => `${weight}#lora_down`,
+  up: (weight: string): string => `${weight}#lora_up`,
+  /** The weight a branch input belongs to and which factor it is, or undefined for other inputs. */
+  parse(input: string): { weight: string; factor: 'down' | 'up' } | undefined {
+    const m = /^(.*)#lora_(down|up)$/.exec(input);
+    return m ? { weight: m[1]!, factor: m[2] as 'down' | 'up' } : undefined;
+  },
+};
 
 interface InitRecord {
   readonly name: string;
@@ -136,7 +153,9 @@ async function loadRecord(r: InitRecord): Promise<HostArray> {
 export class GraphCore {
   /** The float type the graph computes in. */
   readonly float: FloatDType;
-  protected readonly options: Required<Omit<BuilderOptions, 'metadata' | 'fusedAttention'>> & { metadata: Record<string, string> };
+  protected readonly options: Required<Omit<BuilderOptions, 'metadata' | 'fusedAttention' | 'loraSlots'>> & { metadata: Record<string, string> };
+  /** BuilderOptions.loraSlots. */
+  protected readonly loraSlots: ((weightName: string) => boolean) | undefined;
   private readonly nodes: NodeDef[] = [];
   private readonly inputs: ValueDef[] = [];
   private readonly outputs: ValueDef[] = [];
@@ -158,6 +177,7 @@ export class GraphCore {
       attention: options.attention ?? (options.fusedAttention ? 'fused' : 'plain'),
       metadata: { ...(options.metadata ?? {}) },
     };
+    this.loraSlots = options.loraSlots;
   }
 
   /** A graph input. Float inputs take the graph's float type unless `dtype` says otherwise. */

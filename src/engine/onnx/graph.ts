@@ -13,11 +13,11 @@
 // Tensors carry dtype and shape (numbers where static); numbers stand for scalar constants
 // (g.mul(x, 0.5)); g.scope('down_blocks.0', () => …) names nodes; g.op(…) is the escape hatch.
 import type { DType, HostArray } from './dtype.js';
-import { attr, Tensor, type Attr } from './graph-core.js';
+import { LORA_INPUT, attr, Tensor, type Attr } from './graph-core.js';
 import { TensorOps } from './ops-tensor.js';
 import { UNKNOWN, convOutDim, divDim, isStatic, mulDim, type Dim, type Shape } from './shape.js';
 
-export { Tensor, attr, GRAPH_BUILDER_VERSION, type Attr, type AttentionMode, type BuilderOptions, type ModelDef, type WeightSource, type WeightData } from './graph-core.js';
+export { Tensor, attr, GRAPH_BUILDER_VERSION, LORA_INPUT, type Attr, type AttentionMode, type BuilderOptions, type ModelDef, type WeightSource, type WeightData } from './graph-core.js';
 export type { Operand } from './ops-tensor.js';
 export type { Dim, Shape } from './shape.js';
 
@@ -56,8 +56,21 @@ export class GraphBuilder extends TensorOps {
     const last = x.shape[x.rank - 1];
     if (typeof last === 'number' && last !== inp) throw new Error(`linear: ${x} does not match weight ${w}`);
     const wt = this.variant(w, { key: 'T', dims: [inp!, out!], transform: transpose2d(out!, inp!) }) ?? this.transpose(w, [1, 0]);
-    const y = this.matmul(x, wt); // [.., out]
+    let y = this.matmul(x, wt); // [.., out]
+    if (this.loraSlots?.(w.name)) y = this.add(y, this.loraBranch(x, w.name, inp!, out!));
     return b ? this.add(y, b) : y;
+  }
+
+  /** (x · D) · U for a linear's LoRA slot; D and U are float32 graph inputs, cast to the compute type. */
+  private loraBranch(x: Tensor, weight: string, inp: number, out: number): Tensor {
+    const rank = `lora_rank:${weight}`;
+    const factor = (name: string, shape: Shape): Tensor => {
+      const t = this.input(name, shape, 'float32');
+      return t.dtype === x.dtype ? t : this.cast(t, x.dtype);
+    };
+    const down = factor(LORA_INPUT.down(weight), [inp, rank]);
+    const up = factor(LORA_INPUT.up(weight), [rank, out]);
+    return this.matmul(this.matmul(x, down), up);
   }
 
   /** torch.nn.Conv2d (NCHW). */

@@ -1,6 +1,6 @@
 // The engine's ONNX layer: build graphs (GraphBuilder), write them (writeModel / compileCached),
 // run them off the main thread (createSession).
-export { GraphBuilder, Tensor, attr, GRAPH_BUILDER_VERSION } from './graph.js';
+export { GraphBuilder, Tensor, attr, GRAPH_BUILDER_VERSION, LORA_INPUT } from './graph.js';
 export type {
   Attr, AttentionMode, AttentionOptions, BuilderOptions, Conv2dOptions, Dim, ModelDef, Operand, ResizeOptions, Shape, WeightData, WeightSource,
 } from './graph.js';

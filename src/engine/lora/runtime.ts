@@ -1,0 +1,142 @@
+// LoRAs at run time: the low-rank branches are in the graph, their factors are inputs.
+//
+// A net built with loraSlots (BuilderOptions) computes, for every Linear weight W it names,
+//
+//   y = x·Wᵀ + b + (x·D)·U,   D = [down_1ᵀ | down_2ᵀ | …]  [in, R],   U = [c_1·up_1ᵀ; c_2·up_2ᵀ; …]  [R, out]
+//
+// with c_i = s_i·α_i/r_i, i.e. exactly W' = W + Σ c_i·up_i·down_i of the fused form (apply.ts), the
+// LoRAs on one layer stacked along the rank R (symbolic: any set of LoRAs fits one compiled graph).
+// A slot no LoRA patches gets R = 0 (empty factors; ONNX Runtime's MatMul returns zeros for K = 0).
+// So a LoRA set or scale change rebuilds nothing and writes nothing: it is a new set of feeds.
+//
+// What this form cannot carry, and which falls back to the fused form (apply.ts): DoRA (its
+// magnitudes are normalised against W', not additive), and patches of weights that have no slot
+// (LoCon's convolutions, Linears outside the slotted set). runtimeLoraSupport() says which.
+import { EngineError } from '../errors.js';
+import { LORA_INPUT, type ValueMeta } from '../onnx/index.js';
+import type { HostTensor } from '../onnx/dtype.js';
+import type { LoraDelta } from '../formats/lora.js';
+import type { ScaledLora } from './apply.js';
+
+/** One Linear's branch in a compiled graph. */
+export interface LoraSlot {
+  /** The weight's initializer name (diffusers / transformers name, with any graph prefix). */
+  weight: string;
+  inFeatures: number;
+  outFeatures: number;
+}
+
+/** The LoRA slots of a session, from its input metadata (the `#lora_down` / `#lora_up` inputs). */
+export function loraSlotsOf(inputs: readonly ValueMeta[]): Map<string, LoraSlot> {
+  const slots = new Map<string, LoraSlot>();
+  const down = new Map<string, number>();
+  const up = new Map<string, number>();
+  for (const m of inputs) {
+    const p = LORA_INPUT.parse(m.name);
+    if (!p) continue;
+    const dim = p.factor === 'down' ? m.shape[0] : m.shape[1];
+    if (typeof dim !== 'number') throw new EngineError('bad_graph', `LoRA input ${m.name} has no static feature size`);
+    (p.factor === 'down' ? down : up).set(p.weight, dim);
+  }
+  for (const [weight, inFeatures] of down) {
+    const outFeatures = up.get(weight);
+    if (outFeatures === undefined) throw new EngineError('bad_graph', `LoRA slot ${weight} has a down input but no up input`);
+    slots.set(weight, { weight, inFeatures, outFeatures });
+  }
+  return slots;
+}
+
+/** Why a delta cannot run as a branch, or undefined when it can. */
+function unsupported(delta: LoraDelta, slots: ReadonlyMap<string, LoraSlot> | ((weight: string) => boolean)): string | undefined {
+  if (delta.dora) return `${delta.source} is DoRA (its magnitudes need the merged weight)`;
+  if (delta.targetShape.length !== 2) return `${delta.source} patches a convolution (${delta.target})`;
+  const has = typeof slots === 'function' ? slots(delta.target) : slots.has(delta.target);
+  if (!has) return `${delta.source} patches ${delta.target}, which has no run-time LoRA slot`;
+  return undefined;
+}
+
+/**
+ * Whether every delta of these LoRAs runs as a branch of a graph with these slots: { ok: true }, or
+ * the first reason it does not (then the caller fuses the LoRAs into the weights instead).
+ */
+export function runtimeLoraSupport(
+  loras: readonly ScaledLora[],
+  slots: ReadonlyMap<string, LoraSlot> | ((weight: string) => boolean),
+): { ok: true } | { ok: false; reason: string } {
+  for (const { deltas, scale } of loras) {
+    if (scale === 0) continue;
+    for (const d of deltas) {
+      const why = unsupported(d, slots);
+      if (why) return { ok: false, reason: why };
+    }
+  }
+  return { ok: true };
+}
+
+type F32 = HostTensor<'float32'>;
+const EMPTY = new Float32Array(0);
+
+/**
+ * The feeds for every slot of a graph: the stacked, scaled factors where the LoRAs patch the weight,
+ * empty (rank 0) elsewhere. Throws EngineError('lora_not_runtime') for a delta runtimeLoraSupport
+ * rejects, and 'lora_incompatible' when a factor does not fit the slot's weight.
+ */
+export function runtimeLoraFeeds(slots: ReadonlyMap<string, LoraSlot>, loras: readonly ScaledLora[]): Record<string, F32> {
+  const perWeight = new Map<string, { delta: LoraDelta; scale: number }[]>();
+  for (const { deltas, scale } of loras) {
+    if (!Number.isFinite(scale)) throw new EngineError('bad_lora_scale', `LoRA scale ${scale} is not a number`);
+    if (scale === 0) continue;
+    for (const delta of deltas) {
+      const why = unsupported(delta, slots);
+      if (why) throw new EngineError('lora_not_runtime', `this LoRA cannot be applied at run time: ${why}`);
+      const slot = slots.get(delta.target)!;
+      if (delta.targetShape[0] !== slot.outFeatures || delta.targetShape[1] !== slot.inFeatures) {
+        throw new EngineError('lora_incompatible',
+          `LoRA layer ${delta.source} was matched to a [${delta.targetShape.join(', ')}] weight, but the model's ${delta.target} is [${slot.outFeatures}, ${slot.inFeatures}]`);
+      }
+      const list = perWeight.get(delta.target) ?? [];
+      list.push({ delta, scale });
+      perWeight.set(delta.target, list);
+    }
+  }
+  const feeds: Record<string, F32> = {};
+  for (const slot of slots.values()) {
+    const patches = perWeight.get(slot.weight) ?? [];
+    const { down, up, rank } = stackFactors(slot, patches);
+    feeds[LORA_INPUT.down(slot.weight)] = { dtype: 'float32', dims: [slot.inFeatures, rank], data: down };
+    feeds[LORA_INPUT.up(slot.weight)] = { dtype: 'float32', dims: [rank, slot.outFeatures], data: up };
+  }
+  return feeds;
+}
+
+/** D [in, R] = stacked downᵀ and U [R, out] = stacked (c·up)ᵀ for one slot. */
+function stackFactors(slot: LoraSlot, patches: readonly { delta: LoraDelta; scale: number }[]): { down: Float32Array; up: Float32Array; rank: number } {
+  const rank = patches.reduce((n, p) => n + p.delta.rank, 0);
+  if (rank === 0) return { down: EMPTY, up: EMPTY, rank: 0 };
+  const { inFeatures: nIn, outFeatures: nOut } = slot;
+  const down = new Float32Array(nIn * rank);
+  const up = new Float32Array(rank * nOut);
+  let at = 0;
+  for (const { delta, scale } of patches) {
+    const f = delta.load();
+    const r = delta.rank;
+    if (f.down.length !== r * nIn || f.up.length !== nOut * r) {
+      throw new EngineError('bad_lora', `LoRA layer ${delta.source}: factors of ${f.down.length} and ${f.up.length} values do not fit a [${nOut}, ${nIn}] weight at rank ${r}`);
+    }
+    const c = (scale * delta.alpha) / r;
+    for (let j = 0; j < r; j++) {
+      const col = at + j;
+      const src = j * nIn;
+      for (let k = 0; k < nIn; k++) down[k * rank + col] = f.down[src + k]!;
+      const row = col * nOut;
+      for (let o = 0; o < nOut; o++) up[row + o] = c * f.up[o * r + j]!;
+    }
+    at += r;
+  }
+  return { down, up, rank };
+}
+
+/** Every slot at rank 0: the graph computes the base model. */
+export function emptyLoraFeeds(slots: ReadonlyMap<string, LoraSlot>): Record<string, F32> {
+  return runtimeLoraFeeds(slots, []);
+}
