@@ -61,6 +61,8 @@ export interface ClipTextEncoder {
   /** Whether the compiled model came from the cache. */
   readonly cacheHit: boolean;
   encode(ids: TokenIds, batch: number, seqLen: number, signal?: AbortSignal): Promise<ClipTextOutputs>;
+  /** The run-time LoRA slots (empty unless loaded with loraSlots). */
+  readonly loraSlots: ReadonlyMap<string, LoraSlot>;
   /** The LoRAs later encodes apply, as branches (loraSlots builds only; [] for none); see UnetRunner.setLoras. */
   setLoras(loras: readonly ScaledLora[]): void;
   dispose(): Promise<void>;
@@ -117,7 +119,7 @@ export async function loadClipTextEncoder(
 }
 
 class Encoder implements ClipTextEncoder {
-  private readonly loraSlots: ReadonlyMap<string, LoraSlot>;
+  readonly loraSlots: ReadonlyMap<string, LoraSlot>;
   private loraFeeds: Record<string, HostTensor>;
 
   constructor(
