@@ -10,6 +10,7 @@ const verbs: Record<string, Verb> = {
   task: { summary: 'show, kill or cancel a task: task detail|kill|cancel ID_OR_TOKEN', load: () => import('./cli/task.js') },
   faces: { summary: 'detect faces in a photo (box, score, 5 keypoints)', load: () => import('./cli/faces.js') },
   generate: { summary: 'text-to-image with an SDXL model (diffusers folder or single-file checkpoint)', load: () => import('./cli/generate.js') },
+  cache: { summary: 'list or trim the compile cache: cache ls | cache prune [--max-bytes N]', load: () => import('./cli/cache.js') },
   models: { summary: 'write the smoke model set (tiny, random weights): models smoke', load: () => import('./cli/models.js') },
 };
 

@@ -2,12 +2,15 @@
 //
 // A net built with loraSlots (BuilderOptions) computes, for every Linear weight W it names,
 //
-//   y = x·Wᵀ + b + (x·D)·U,   D = [down_1ᵀ | down_2ᵀ | …]  [in, R],   U = [c_1·up_1ᵀ; c_2·up_2ᵀ; …]  [R, out]
+//   y = x·Wᵀ + b + ((x·Dᵀ) ⊙ s)·Uᵀ,   D = [down_1; down_2; …] [R, in],   U = [up_1 | up_2 | …] [out, R],
+//                                     s = [c_1 (r_1 times), c_2 (r_2 times), …] [R]
 //
 // with c_i = s_i·α_i/r_i, i.e. exactly W' = W + Σ c_i·up_i·down_i of the fused form (apply.ts), the
 // LoRAs on one layer stacked along the rank R (symbolic: any set of LoRAs fits one compiled graph).
-// A slot no LoRA patches gets R = 0 (empty factors; ONNX Runtime's MatMul returns zeros for K = 0).
-// So a LoRA set or scale change rebuilds nothing and writes nothing: it is a new set of feeds.
+// D and U are in the LoRA file's own layouts, so one LoRA on a layer feeds its arrays as they are
+// read, and a scale change only rewrites s. A slot no LoRA patches gets R = 0 (empty factors; ONNX
+// Runtime's MatMul returns zeros for K = 0). So a LoRA set or scale change rebuilds nothing and writes
+// nothing: it is a new set of feeds.
 //
 // What this form cannot carry, and which falls back to the fused form (apply.ts): DoRA (its
 // magnitudes are normalised against W', not additive), and patches of weights that have no slot
@@ -33,8 +36,8 @@ export function loraSlotsOf(inputs: readonly ValueMeta[]): Map<string, LoraSlot>
   const up = new Map<string, number>();
   for (const m of inputs) {
     const p = LORA_INPUT.parse(m.name);
-    if (!p) continue;
-    const dim = p.factor === 'down' ? m.shape[0] : m.shape[1];
+    if (!p || p.factor === 'scale') continue;
+    const dim = p.factor === 'down' ? m.shape[1] : m.shape[0];
     if (typeof dim !== 'number') throw new EngineError('bad_graph', `LoRA input ${m.name} has no static feature size`);
     (p.factor === 'down' ? down : up).set(p.weight, dim);
   }
@@ -102,38 +105,44 @@ export function runtimeLoraFeeds(slots: ReadonlyMap<string, LoraSlot>, loras: re
   const feeds: Record<string, F32> = {};
   for (const slot of slots.values()) {
     const patches = perWeight.get(slot.weight) ?? [];
-    const { down, up, rank } = stackFactors(slot, patches);
-    feeds[LORA_INPUT.down(slot.weight)] = { dtype: 'float32', dims: [slot.inFeatures, rank], data: down };
-    feeds[LORA_INPUT.up(slot.weight)] = { dtype: 'float32', dims: [rank, slot.outFeatures], data: up };
+    const { down, up, scale, rank } = stackFactors(slot, patches);
+    feeds[LORA_INPUT.down(slot.weight)] = { dtype: 'float32', dims: [rank, slot.inFeatures], data: down };
+    feeds[LORA_INPUT.up(slot.weight)] = { dtype: 'float32', dims: [slot.outFeatures, rank], data: up };
+    feeds[LORA_INPUT.scale(slot.weight)] = { dtype: 'float32', dims: [rank], data: scale };
   }
   return feeds;
 }
 
-/** D [in, R] = stacked downᵀ and U [R, out] = stacked (c·up)ᵀ for one slot. */
-function stackFactors(slot: LoraSlot, patches: readonly { delta: LoraDelta; scale: number }[]): { down: Float32Array; up: Float32Array; rank: number } {
+/** D [R, in] (downs stacked by rows), U [out, R] (ups side by side) and s [R] for one slot. */
+function stackFactors(slot: LoraSlot, patches: readonly { delta: LoraDelta; scale: number }[]): { down: Float32Array; up: Float32Array; scale: Float32Array; rank: number } {
   const rank = patches.reduce((n, p) => n + p.delta.rank, 0);
-  if (rank === 0) return { down: EMPTY, up: EMPTY, rank: 0 };
+  if (rank === 0) return { down: EMPTY, up: EMPTY, scale: EMPTY, rank: 0 };
   const { inFeatures: nIn, outFeatures: nOut } = slot;
-  const down = new Float32Array(nIn * rank);
-  const up = new Float32Array(rank * nOut);
-  let at = 0;
-  for (const { delta, scale } of patches) {
+  const loaded = patches.map(({ delta }) => {
     const f = delta.load();
-    const r = delta.rank;
-    if (f.down.length !== r * nIn || f.up.length !== nOut * r) {
-      throw new EngineError('bad_lora', `LoRA layer ${delta.source}: factors of ${f.down.length} and ${f.up.length} values do not fit a [${nOut}, ${nIn}] weight at rank ${r}`);
+    if (f.down.length !== delta.rank * nIn || f.up.length !== nOut * delta.rank) {
+      throw new EngineError('bad_lora', `LoRA layer ${delta.source}: factors of ${f.down.length} and ${f.up.length} values do not fit a [${nOut}, ${nIn}] weight at rank ${delta.rank}`);
     }
-    const c = (scale * delta.alpha) / r;
-    for (let j = 0; j < r; j++) {
-      const col = at + j;
-      const src = j * nIn;
-      for (let k = 0; k < nIn; k++) down[k * rank + col] = f.down[src + k]!;
-      const row = col * nOut;
-      for (let o = 0; o < nOut; o++) up[row + o] = c * f.up[o * r + j]!;
-    }
-    at += r;
+    return f;
+  });
+  const scale = new Float32Array(rank);
+  let at = 0;
+  for (const { delta, scale: s } of patches) {
+    scale.fill((s * delta.alpha) / delta.rank, at, at + delta.rank);
+    at += delta.rank;
   }
-  return { down, up, rank };
+  if (patches.length === 1) return { down: loaded[0]!.down, up: loaded[0]!.up, scale, rank };
+  const down = new Float32Array(rank * nIn);
+  const up = new Float32Array(nOut * rank);
+  at = 0;
+  patches.forEach(({ delta }, i) => {
+    const f = loaded[i]!;
+    const r = delta.rank;
+    down.set(f.down, at * nIn);
+    for (let o = 0; o < nOut; o++) up.set(f.up.subarray(o * r, (o + 1) * r), o * rank + at);
+    at += r;
+  });
+  return { down, up, scale, rank };
 }
 
 /** Every slot at rank 0: the graph computes the base model. */

@@ -3,8 +3,8 @@
 import { EngineError } from '../errors.js';
 import { openWeights } from '../formats/weights.js';
 import {
-  compileCached, createSession, encodeModel, fingerprintFiles,
-  type ExecutionProvider, type FloatDType, type HostTensor, type OrtWorker, type Session,
+  compileCached, createSession, encodeModel, fingerprintFiles, openHeld,
+  type CompiledModel, type ExecutionProvider, type FloatDType, type HostTensor, type OrtWorker, type Session,
 } from '../onnx/index.js';
 import type { ScaledLora } from '../lora/apply.js';
 import { emptyLoraFeeds, loraSlotsOf, runtimeLoraFeeds, type LoraSlot } from '../lora/runtime.js';
@@ -84,6 +84,7 @@ export async function loadClipTextEncoder(
   const weights: ClipTextWeights & { readonly path?: string } = ownFile ?? (weightsArg as Exclude<WeightsArg, string>);
   let model: string | Uint8Array;
   let cacheHit = false;
+  let compiled: CompiledModel | undefined;
   let outputs: ClipTextOutput[];
   try {
     const projectionKey = opts.projectionKey ?? 'text_projection.weight';
@@ -97,7 +98,7 @@ export async function loadClipTextEncoder(
     if (opts.cacheDir) {
       const weightsHash = opts.weightsHash ?? (weights.path ? await fingerprintFiles([weights.path]) : undefined);
       if (!weightsHash) throw new EngineError('bad_graph_options', 'loadClipTextEncoder: weights without a path need opts.weightsHash to be cached');
-      const compiled = await compileCached(opts.cacheDir, {
+      compiled = await compileCached(opts.cacheDir, {
         net: 'clip-text', weightsHash, dtype: graphOptions.dtype, config: { config, ...graphOptions },
       }, build);
       model = compiled.modelPath;
@@ -109,12 +110,13 @@ export async function loadClipTextEncoder(
     ownFile?.close();
   }
 
-  const session = await createSession(model, {
+  const open = (m: string | Uint8Array): Promise<Session> => createSession(m, {
     executionProvider: opts.executionProvider ?? 'cpu',
     ...(opts.intraOpThreads !== undefined ? { intraOpThreads: opts.intraOpThreads } : {}),
     ...(opts.interOpThreads !== undefined ? { interOpThreads: opts.interOpThreads } : {}),
     ...(opts.worker ? { worker: opts.worker } : {}),
   });
+  const session = compiled ? await openHeld(compiled, open) : await open(model);
   return new Encoder(config, outputs, cacheHit, session);
 }
 

@@ -107,8 +107,9 @@ export interface BuilderOptions {
   fusedAttention?: boolean;
   /**
    * Linear weights (by initializer name) that get a low-rank LoRA branch fed at run time:
-   * y = x·Wᵀ + b + (x·D)·U with inputs D = LORA_INPUT.down(name) [in, r] and U = LORA_INPUT.up(name)
-   * [r, out], r symbolic (0 when no LoRA patches the layer). See engine/lora/runtime.ts.
+   * y = x·Wᵀ + b + ((x·Dᵀ) ⊙ s)·Uᵀ with inputs D = LORA_INPUT.down(name) [r, in], U = LORA_INPUT.up(name)
+   * [out, r] and s = LORA_INPUT.scale(name) [r], r symbolic (0 when no LoRA patches the layer).
+   * See engine/lora/runtime.ts.
    */
   loraSlots?: (weightName: string) => boolean;
   metadata?: Record<string, string>;
@@ -118,10 +119,11 @@ export interface BuilderOptions {
 export const LORA_INPUT = {
   down: (weight: string): string => `${weight}#lora_down`,
   up: (weight: string): string => `${weight}#lora_up`,
-  /** The weight a branch input belongs to and which factor it is, or undefined for other inputs. */
-  parse(input: string): { weight: string; factor: 'down' | 'up' } | undefined {
-    const m = /^(.*)#lora_(down|up)$/.exec(input);
-    return m ? { weight: m[1]!, factor: m[2] as 'down' | 'up' } : undefined;
+  scale: (weight: string): string => `${weight}#lora_scale`,
+  /** The weight a branch input belongs to and which one it is, or undefined for other inputs. */
+  parse(input: string): { weight: string; factor: 'down' | 'up' | 'scale' } | undefined {
+    const m = /^(.*)#lora_(down|up|scale)$/.exec(input);
+    return m ? { weight: m[1]!, factor: m[2] as 'down' | 'up' | 'scale' } : undefined;
   },
 };
 

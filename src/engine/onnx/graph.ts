@@ -56,21 +56,27 @@ export class GraphBuilder extends TensorOps {
     const last = x.shape[x.rank - 1];
     if (typeof last === 'number' && last !== inp) throw new Error(`linear: ${x} does not match weight ${w}`);
     const wt = this.variant(w, { key: 'T', dims: [inp!, out!], transform: transpose2d(out!, inp!) }) ?? this.transpose(w, [1, 0]);
-    let y = this.matmul(x, wt); // [.., out]
-    if (this.loraSlots?.(w.name)) y = this.add(y, this.loraBranch(x, w.name, inp!, out!));
-    return b ? this.add(y, b) : y;
+    const y = this.matmul(x, wt); // [.., out]
+    const biased = b ? this.add(y, b) : y;
+    return this.loraSlots?.(w.name) ? this.add(biased, this.loraBranch(x, w.name, inp!, out!)) : biased;
   }
 
-  /** (x · D) · U for a linear's LoRA slot; D and U are float32 graph inputs, cast to the compute type. */
+  /**
+   * ((x · Dᵀ) ⊙ s) · Uᵀ for a linear's LoRA slot, with D [r, in], U [out, r] (the factors' own
+   * layouts, so a LoRA file's arrays feed it as they are) and s [r] (scale · alpha / rank per rank
+   * column) float32 graph inputs, cast to the compute type. ORT folds the Transposes into its MatMuls.
+   */
   private loraBranch(x: Tensor, weight: string, inp: number, out: number): Tensor {
     const rank = `lora_rank:${weight}`;
     const factor = (name: string, shape: Shape): Tensor => {
       const t = this.input(name, shape, 'float32');
       return t.dtype === x.dtype ? t : this.cast(t, x.dtype);
     };
-    const down = factor(LORA_INPUT.down(weight), [inp, rank]);
-    const up = factor(LORA_INPUT.up(weight), [rank, out]);
-    return this.matmul(this.matmul(x, down), up);
+    const down = factor(LORA_INPUT.down(weight), [rank, inp]);
+    const up = factor(LORA_INPUT.up(weight), [out, rank]);
+    const scale = factor(LORA_INPUT.scale(weight), [rank]);
+    const h = this.mul(this.matmul(x, this.transpose(down, [1, 0])), scale); // [.., r]
+    return this.matmul(h, this.transpose(up, [1, 0])); // [.., out]
   }
 
   /** torch.nn.Conv2d (NCHW). */

@@ -6,7 +6,10 @@ export type {
 } from './graph.js';
 export type { DType, FloatDType, HostArray, HostTensor } from './dtype.js';
 export { encodeModel, writeModel, weightBytes, type WriteOptions, type WrittenModel } from './serialize.js';
-export { compileCached, cachedModelPath, fingerprintFiles, type CacheKey, type CompiledModel } from './cache.js';
+export {
+  compileCached, cachedModelPath, fingerprintFiles, openHeld, pruneCache, listCacheEntries, cacheMaxBytes,
+  type CacheKey, type CacheEntry, type CompiledModel,
+} from './cache.js';
 export {
   OrtWorker, Session, availableExecutionProviders, checkExecutionProvider, createSession,
   type ExecutionProvider, type GraphOptimizationLevel, type RunOptions, type SessionOptions, type ValueMeta,

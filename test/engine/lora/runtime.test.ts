@@ -148,7 +148,9 @@ test('DoRA, convolutions and weights without a slot are not run-time LoRAs: supp
   assert.deepEqual(runtimeLoraSupport([{ deltas: [dora], scale: 0 }], slots), { ok: true }, 'a LoRA at scale 0 is left out');
   const feeds = runtimeLoraFeeds(slots, [{ deltas: [linear], scale: 0.5 }, { deltas: [linear], scale: 1 }]);
   assert.deepEqual(feeds['a.weight#lora_down']!.dims, [4, 4], 'two LoRAs stack along the rank');
-  // U's first row is c·up[:, 0] with c = 0.5 · 2 / 2
-  assert.ok(Math.abs(feeds['a.weight#lora_up']!.data[1]! - 0.5 * f.up[2]!) < 1e-7);
+  assert.deepEqual(feeds['a.weight#lora_up']!.dims, [3, 4]);
+  assert.deepEqual([...feeds['a.weight#lora_up']!.data.subarray(4, 8)], [f.up[2], f.up[3], f.up[2], f.up[3]], 'up rows side by side');
+  assert.deepEqual([...feeds['a.weight#lora_scale']!.data], [0.5, 0.5, 1, 1], 'scale · alpha / rank per rank column');
+  assert.equal(runtimeLoraFeeds(slots, [{ deltas: [linear], scale: 1 }])['a.weight#lora_down']!.data, f.down, 'one LoRA feeds its own arrays');
   assert.throws(() => runtimeLoraFeeds(slots, [{ deltas: [{ ...linear, targetShape: [4, 4] }], scale: 1 }]), { code: 'lora_incompatible' });
 });
