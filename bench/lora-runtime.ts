@@ -5,6 +5,8 @@
 //     with one and two rank-32 kohya-style LoRAs (every transformer Linear) as branches: step time;
 //   - what a LoRA change costs: setLoras (set change, scale change) vs the fused form (merge + graph
 //     build + compile-cache write + session open for each new set or scale), and disk written.
+// CPU time (all threads of the process, process.cpuUsage) is reported beside wall time: on a shared
+// machine it is the steadier measure of what a variant costs.
 // Run: node --import tsx bench/lora-runtime.ts [--size mid|full] [--res 512] [--threads 2] [--reps 3]
 import { mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -137,19 +139,25 @@ async function main(): Promise<void> {
       ['fused LoRA (for comparison)', fused, () => undefined],
     ];
     const times = variants.map(() => [] as number[]);
+    const cpu = variants.map(() => [] as number[]);
     await plain.run(inputs); // warm-up
     for (let r = 0; r < reps; r++) {
       for (const [k, [, runner, prepare]] of variants.entries()) {
         prepare();
         const t = performance.now();
+        const c = process.cpuUsage();
         await runner.run(inputs);
         times[k]!.push(seconds(t));
+        const used = process.cpuUsage(c);
+        cpu[k]!.push((used.user + used.system) / 1e6);
       }
     }
     const base = median(times[0]!);
+    const baseCpu = median(cpu[0]!);
     for (const [k, [name]] of variants.entries()) {
       const m = median(times[k]!);
-      row(`step: ${name}`, `${m.toFixed(2)} s${k === 0 ? '' : ` (${pct(m, base)})`}; runs ${times[k]!.map((t) => t.toFixed(1)).join(', ')}`);
+      const c = median(cpu[k]!);
+      row(`step: ${name}`, `wall ${m.toFixed(2)} s${k === 0 ? '' : ` (${pct(m, base)})`}, CPU ${c.toFixed(2)} s${k === 0 ? '' : ` (${pct(c, baseCpu)})`}; wall runs ${times[k]!.map((t) => t.toFixed(1)).join(', ')}`);
     }
     for (const r of [plain, slotted, withLora, fused]) await r.dispose();
   } finally {

@@ -139,7 +139,8 @@ function stackFactors(slot: LoraSlot, patches: readonly { delta: LoraDelta; scal
     const f = loaded[i]!;
     const r = delta.rank;
     down.set(f.down, at * nIn);
-    for (let o = 0; o < nOut; o++) up.set(f.up.subarray(o * r, (o + 1) * r), o * rank + at);
+    const src = f.up;
+    for (let o = 0, from = 0, to = at; o < nOut; o++, to += rank - r) for (let j = 0; j < r; j++) up[to++] = src[from++]!;
     at += r;
   });
   return { down, up, scale, rank };
