@@ -12,8 +12,13 @@
 // largest level's live tensors (resnet: a few C × h × w; transformer: the GEGLU feed-forward's 8·C per
 // token; fused attention keeps no score matrix). The VAE decoder's last level works at full image
 // size. Constants were fitted against measured peaks (bench/memory-plan.ts, docs/benchmarks.md).
+import { statSync } from 'node:fs';
 import { freemem, totalmem } from 'node:os';
 import { EngineError } from './errors.js';
+import { findComponent } from './formats/diffusers-component.js';
+import { openSdxlModel } from './formats/diffusers-folder.js';
+import { openWeights } from './formats/weights.js';
+import type { AppliedLora } from './lora/apply.js';
 import { clipStateShapes, vaeStateShapes } from './pipelines/state-shapes.js';
 import { parseControlNetConfig, parseUNetConfig, type ControlNetConfig, type UNetCoreConfig } from './nets/unet-config.js';
 import { controlNetWeightShapes, unetWeightShapes } from './nets/unet-shapes.js';
@@ -180,3 +185,43 @@ export function checkMemoryPlan(plan: MemoryPlan, limit: number, inUse = 0): num
     `this task needs about ${gb(need)} of memory, over the limit of ${gb(limit)} (LIKENESS_MEMORY_LIMIT; host free now ${gb(freemem())}). ` +
     `Biggest costs: ${top}${inUse > 0 ? `, other loaded models ${gb(inUse)}` : ''}. The biggest you can change is ${lever.name} (${gb(lever.bytes)}): ${lever.lower}.`);
 }
+
+/** Where an InstantID task's models are, and what it asks for (what planInstantIdTask reads). */
+export interface InstantIdTaskFiles {
+  model: string;
+  identityNet: string;
+  ipAdapter: string;
+  controlNets: readonly string[];
+}
+
+/** The plan for a task, its configs read from the files (no weights are loaded). */
+export function planInstantIdTask(
+  files: InstantIdTaskFiles,
+  task: { width: number; height: number; samples: number; guidanceScale: number; loras?: readonly AppliedLora[] },
+): MemoryPlan {
+  const model = openSdxlModel(files.model);
+  let configs: Pick<MemoryPlanInput, 'unet' | 'vae' | 'textEncoder' | 'textEncoder2'>;
+  try {
+    configs = { unet: model.unet.config, vae: model.vae.config, textEncoder: model.text_encoder.config, textEncoder2: model.text_encoder_2.config };
+  } finally {
+    model.close();
+  }
+  const ip = openWeights(files.ipAdapter);
+  let elementBytes = 4;
+  try {
+    const first = ip.names()[0];
+    if (first !== undefined) elementBytes = DTYPE_SIZE[ip.info(first).dtype] ?? 4;
+  } finally {
+    ip.close();
+  }
+  const loraFactorValues = (task.loras ?? []).filter((l) => l.scale !== 0).reduce((n, l) =>
+    n + Object.values(l.lora.deltas).flat().reduce((m, d) => m + d.rank * (d.targetShape[0]! + d.targetShape.slice(1).reduce((a, b) => a * b, 1)), 0), 0);
+  return planInstantIdMemory({
+    ...configs,
+    controlNets: [files.identityNet, ...files.controlNets].map((p) => findComponent(p, 'controlnet').config),
+    ipAdapter: { bytes: statSync(files.ipAdapter).size, elementBytes },
+    width: task.width, height: task.height, samples: task.samples, cfg: task.guidanceScale > 1, loraFactorValues,
+  });
+}
+
+const DTYPE_SIZE: Partial<Record<string, number>> = { F32: 4, F16: 2, BF16: 2, F64: 8 };

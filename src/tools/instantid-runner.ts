@@ -13,6 +13,7 @@ import { readFileSync } from 'node:fs';
 import { openSdxlModel } from '../engine/formats/diffusers-folder.js';
 import { loraTargetsOfModel, type LoraTargets } from '../engine/formats/lora-keymap.js';
 import { parsePythonJson } from '../engine/formats/pyjson.js';
+import { checkMemoryPlan, memoryLimit, planInstantIdTask } from '../engine/memory-plan.js';
 import { resultPng } from '../engine/pipelines/instantid.js';
 import { loadTokenizers } from '../engine/pipelines/sdxl-components.js';
 import type { ExecutionProvider } from '../engine/onnx/index.js';
@@ -38,6 +39,8 @@ export interface InstantIdRunnerOptions extends ModelPaths {
   pipelines?: number;
   /** resize_img's max side (default 1024, as the multi-ControlNet demo / HF Space; app.py uses 1280). */
   maxSide?: number;
+  /** Bytes a task's planned peak may reach; default LIKENESS_MEMORY_LIMIT or the host's memory less a margin. */
+  memoryLimit?: number;
   /** Largest LoRA download (default 2 GB). */
   maxLoraBytes?: number;
   /** Bound on the URL-LoRA cache. */
@@ -162,6 +165,14 @@ export class InstantIdRunner implements ToolRunner {
       }, { maxSide: this.o.maxSide ?? 1024, minSide: 1024, signal: ctx.signal });
       for (const note of images.notes) ctx.log(note);
       ctx.log(`output ${images.width}×${images.height}, face box [${images.faceBox.map((v) => Math.round(v)).join(', ')}]`);
+      // the memory plan: a task that cannot fit is refused here, before any model loads
+      const plan = planInstantIdTask(
+        { model: checkpoint.path, identityNet: parts.identityNet, ipAdapter: parts.ipAdapter, controlNets },
+        { width: images.width, height: images.height, samples: inputs.samples, guidanceScale: inputs.guidanceScale, loras: loras.applied },
+      );
+      const limit = this.o.memoryLimit ?? memoryLimit();
+      checkMemoryPlan(plan, limit);
+      ctx.log(`memory plan: about ${(plan.peakBytes / 2 ** 30).toFixed(1)} GB at peak (limit ${(limit / 2 ** 30).toFixed(1)} GB)`);
       this.prepared.set(ctx.taskId, {
         inputs, checkpoint, parts, controlNets, images, loras,
         times: { prepare: secs(started), faceAnalysis: secs(faceStart) },

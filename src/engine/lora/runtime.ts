@@ -77,6 +77,13 @@ export function runtimeLoraSupport(
 }
 
 type F32 = HostTensor<'float32'>;
+
+/**
+ * The stacked factors last fed per slot, so that changing only the scales of a set of several LoRAs
+ * copies nothing (the scales are their own input). Keyed by weight; an entry is reused only for the
+ * same deltas in the same order. Hold one per net (UnetRunner, text encoder).
+ */
+export type StackMemo = Map<string, { deltas: readonly LoraDelta[]; down: Float32Array; up: Float32Array }>;
 const EMPTY = new Float32Array(0);
 
 /**
@@ -84,7 +91,7 @@ const EMPTY = new Float32Array(0);
  * empty (rank 0) elsewhere. Throws EngineError('lora_not_runtime') for a delta runtimeLoraSupport
  * rejects, and 'lora_incompatible' when a factor does not fit the slot's weight.
  */
-export function runtimeLoraFeeds(slots: ReadonlyMap<string, LoraSlot>, loras: readonly ScaledLora[]): Record<string, F32> {
+export function runtimeLoraFeeds(slots: ReadonlyMap<string, LoraSlot>, loras: readonly ScaledLora[], reuse?: StackMemo): Record<string, F32> {
   const perWeight = new Map<string, { delta: LoraDelta; scale: number }[]>();
   for (const { deltas, scale } of loras) {
     if (!Number.isFinite(scale)) throw new EngineError('bad_lora_scale', `LoRA scale ${scale} is not a number`);
@@ -105,7 +112,7 @@ export function runtimeLoraFeeds(slots: ReadonlyMap<string, LoraSlot>, loras: re
   const feeds: Record<string, F32> = {};
   for (const slot of slots.values()) {
     const patches = perWeight.get(slot.weight) ?? [];
-    const { down, up, scale, rank } = stackFactors(slot, patches);
+    const { down, up, scale, rank } = stackFactors(slot, patches, reuse);
     feeds[LORA_INPUT.down(slot.weight)] = { dtype: 'float32', dims: [rank, slot.inFeatures], data: down };
     feeds[LORA_INPUT.up(slot.weight)] = { dtype: 'float32', dims: [slot.outFeatures, rank], data: up };
     feeds[LORA_INPUT.scale(slot.weight)] = { dtype: 'float32', dims: [rank], data: scale };
@@ -114,9 +121,18 @@ export function runtimeLoraFeeds(slots: ReadonlyMap<string, LoraSlot>, loras: re
 }
 
 /** D [R, in] (downs stacked by rows), U [out, R] (ups side by side) and s [R] for one slot. */
-function stackFactors(slot: LoraSlot, patches: readonly { delta: LoraDelta; scale: number }[]): { down: Float32Array; up: Float32Array; scale: Float32Array; rank: number } {
+function stackFactors(slot: LoraSlot, patches: readonly { delta: LoraDelta; scale: number }[], memo?: StackMemo): { down: Float32Array; up: Float32Array; scale: Float32Array; rank: number } {
   const rank = patches.reduce((n, p) => n + p.delta.rank, 0);
   if (rank === 0) return { down: EMPTY, up: EMPTY, scale: EMPTY, rank: 0 };
+  const scale = new Float32Array(rank);
+  let at = 0;
+  for (const { delta, scale: s } of patches) {
+    scale.fill((s * delta.alpha) / delta.rank, at, at + delta.rank);
+    at += delta.rank;
+  }
+  const deltas = patches.map((p) => p.delta);
+  const known = memo?.get(slot.weight);
+  if (known && known.deltas.length === deltas.length && known.deltas.every((d, i) => d === deltas[i])) return { down: known.down, up: known.up, scale, rank };
   const { inFeatures: nIn, outFeatures: nOut } = slot;
   const loaded = patches.map(({ delta }) => {
     const f = delta.load();
@@ -125,13 +141,10 @@ function stackFactors(slot: LoraSlot, patches: readonly { delta: LoraDelta; scal
     }
     return f;
   });
-  const scale = new Float32Array(rank);
-  let at = 0;
-  for (const { delta, scale: s } of patches) {
-    scale.fill((s * delta.alpha) / delta.rank, at, at + delta.rank);
-    at += delta.rank;
+  if (patches.length === 1) {
+    memo?.set(slot.weight, { deltas, down: loaded[0]!.down, up: loaded[0]!.up });
+    return { down: loaded[0]!.down, up: loaded[0]!.up, scale, rank };
   }
-  if (patches.length === 1) return { down: loaded[0]!.down, up: loaded[0]!.up, scale, rank };
   const down = new Float32Array(rank * nIn);
   const up = new Float32Array(nOut * rank);
   at = 0;
@@ -139,11 +152,21 @@ function stackFactors(slot: LoraSlot, patches: readonly { delta: LoraDelta; scal
     const f = loaded[i]!;
     const r = delta.rank;
     down.set(f.down, at * nIn);
-    const src = f.up;
-    for (let o = 0, from = 0, to = at; o < nOut; o++, to += rank - r) for (let j = 0; j < r; j++) up[to++] = src[from++]!;
+    interleaveColumns(up, f.up, nOut, rank, r, at);
     at += r;
   });
+  memo?.set(slot.weight, { deltas, down, up });
   return { down, up, scale, rank };
+}
+
+/** dst [rows, width] columns at…at+r ← src [rows, r] (a plain loop V8 optimises; subarray + set per row is slower). */
+function interleaveColumns(dst: Float32Array, src: Float32Array, rows: number, width: number, r: number, at: number): void {
+  let from = 0;
+  for (let o = 0; o < rows; o++) {
+    const to = o * width + at;
+    for (let j = 0; j < r; j++) dst[to + j] = src[from + j]!;
+    from += r;
+  }
 }
 
 /** Every slot at rank 0: the graph computes the base model. */

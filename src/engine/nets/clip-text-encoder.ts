@@ -7,7 +7,7 @@ import {
   type CompiledModel, type ExecutionProvider, type FloatDType, type HostTensor, type OrtWorker, type Session,
 } from '../onnx/index.js';
 import type { ScaledLora } from '../lora/apply.js';
-import { emptyLoraFeeds, loraSlotsOf, runtimeLoraFeeds, type LoraSlot } from '../lora/runtime.js';
+import { emptyLoraFeeds, loraSlotsOf, runtimeLoraFeeds, type LoraSlot, type StackMemo } from '../lora/runtime.js';
 import { parseClipTextConfig, type ClipTextConfig } from './clip-config.js';
 import { buildClipTextGraph, type ClipTextOutput, type ClipTextWeights } from './clip-text.js';
 
@@ -123,6 +123,7 @@ export async function loadClipTextEncoder(
 class Encoder implements ClipTextEncoder {
   readonly loraSlots: ReadonlyMap<string, LoraSlot>;
   private loraFeeds: Record<string, HostTensor>;
+  private readonly stacks: StackMemo = new Map();
 
   constructor(
     readonly config: ClipTextConfig,
@@ -138,7 +139,7 @@ class Encoder implements ClipTextEncoder {
     if (this.loraSlots.size === 0 && loras.some((l) => l.scale !== 0 && l.deltas.length > 0)) {
       throw new EngineError('lora_not_runtime', 'this text encoder was built without run-time LoRA slots (load it with loraSlots: true, or fuse the LoRAs with withLoras)');
     }
-    this.loraFeeds = runtimeLoraFeeds(this.loraSlots, loras);
+    this.loraFeeds = runtimeLoraFeeds(this.loraSlots, loras, this.stacks);
   }
 
   async encode(ids: TokenIds, batch: number, seqLen: number, signal?: AbortSignal): Promise<ClipTextOutputs> {

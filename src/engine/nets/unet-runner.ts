@@ -7,7 +7,7 @@ import { findComponent } from '../formats/diffusers-component.js';
 import type { RunOptions } from '../onnx/index.js';
 import { attentionModeFor, compileAndOpen, f32, outputF32, timestepFeed, weightsHashOf, type CompiledNet, type F32, type NetLoadOptions } from './net-session.js';
 import type { ScaledLora } from '../lora/apply.js';
-import { emptyLoraFeeds, loraSlotsOf, runtimeLoraFeeds, type LoraSlot } from '../lora/runtime.js';
+import { emptyLoraFeeds, loraSlotsOf, runtimeLoraFeeds, type LoraSlot, type StackMemo } from '../lora/runtime.js';
 import { openSources, prefixedSource, type TensorSource } from './sdxl-weights.js';
 import { parseUNetConfig, type UNetConfig } from './unet-config.js';
 import { UNET_IO, buildUnetGraph, unetResidualLayout, type UnetGraphOptions } from './unet.js';
@@ -102,6 +102,7 @@ function makeRunner(config: UNetConfig, compiled: CompiledNet, o: UnetGraphOptio
   const layout = unetResidualLayout(config);
   const loraSlots = loraSlotsOf(compiled.session.inputs);
   let loraFeeds = emptyLoraFeeds(loraSlots);
+  const stacks: StackMemo = new Map();
   return {
     config,
     compiled,
@@ -112,7 +113,7 @@ function makeRunner(config: UNetConfig, compiled: CompiledNet, o: UnetGraphOptio
       if (loraSlots.size === 0 && loras.some((l) => l.scale !== 0 && l.deltas.length > 0)) {
         throw new EngineError('lora_not_runtime', 'this UNet was built without run-time LoRA slots (load it with loraSlots: true, or fuse the LoRAs with withLoras)');
       }
-      loraFeeds = runtimeLoraFeeds(loraSlots, loras);
+      loraFeeds = runtimeLoraFeeds(loraSlots, loras, stacks);
     },
     async run(x, runOptions) {
       const [batch, , h, w] = x.sample.dims as [number, number, number, number];

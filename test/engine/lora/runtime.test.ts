@@ -153,4 +153,12 @@ test('DoRA, convolutions and weights without a slot are not run-time LoRAs: supp
   assert.deepEqual([...feeds['a.weight#lora_scale']!.data], [0.5, 0.5, 1, 1], 'scale · alpha / rank per rank column');
   assert.equal(runtimeLoraFeeds(slots, [{ deltas: [linear], scale: 1 }])['a.weight#lora_down']!.data, f.down, 'one LoRA feeds its own arrays');
   assert.throws(() => runtimeLoraFeeds(slots, [{ deltas: [{ ...linear, targetShape: [4, 4] }], scale: 1 }]), { code: 'lora_incompatible' });
+  const second = { ...linear };
+  const memo = new Map();
+  const first = runtimeLoraFeeds(slots, [{ deltas: [linear], scale: 0.5 }, { deltas: [second], scale: 1 }], memo);
+  const rescaled = runtimeLoraFeeds(slots, [{ deltas: [linear], scale: 0.25 }, { deltas: [second], scale: 1 }], memo);
+  assert.equal(rescaled['a.weight#lora_up']!.data, first['a.weight#lora_up']!.data, 'a scale change reuses the stacked factors');
+  assert.deepEqual([...rescaled['a.weight#lora_scale']!.data], [0.25, 0.25, 1, 1]);
+  const swapped = runtimeLoraFeeds(slots, [{ deltas: [second], scale: 1 }, { deltas: [linear], scale: 0.5 }], memo);
+  assert.notEqual(swapped['a.weight#lora_up']!.data, first['a.weight#lora_up']!.data, 'another order is another stack');
 });
