@@ -4,8 +4,9 @@
 // or the OOM killer.
 //
 //   peak = runtime + weights (every net of the warm pipeline, float32 on the CPU EP) + LoRA factors
-//          + the largest stage's working memory: denoising (UNet + each ControlNet at batch B = 2n
-//          with CFG) or decoding (the VAE, one batch of n) or text encoding (small)
+//          + each stage's working memory — denoising (UNet + each ControlNet at batch B = 2n with CFG)
+//          and decoding (the VAE, one batch of n); text encoding is small. They add up: ONNX
+//          Runtime's CPU arena keeps a session's peak allocation after the run.
 //
 // A net's working memory is counted from its config, level by level: the skip tensors the UNet keeps
 // for its up path (and a ControlNet returns, copied to the host and into the UNet's feeds), plus the
@@ -55,7 +56,7 @@ export interface MemoryCost {
 
 export interface MemoryPlan {
   peakBytes: number;
-  /** The costs that add up to peakBytes (the largest stage only), biggest first. */
+  /** The costs that add up to peakBytes, biggest first. */
   costs: MemoryCost[];
 }
 
@@ -104,10 +105,20 @@ function unetActivations(cfg: UNetCoreConfig, batch: number, h: number, w: numbe
   return batch * F32 * ARENA * ((withUp ? 2 : 1) * skips + workValues(cfg, h, w));
 }
 
-/** The VAE decoder at full size: the last up block's C × H × W tensors (GroupNorm, SiLU, conv, residual). */
+/**
+ * The VAE decoder at full size: the last upsampler's output (the previous block's channels) and the
+ * last up block's resnet tensors (GroupNorm, SiLU, conv, residual), all H × W.
+ */
 function vaeActivations(cfg: VaeConfig, batch: number, height: number, width: number): number {
   const last = cfg.blockOutChannels[0]!;
-  return batch * F32 * ARENA * last * height * width * 5;
+  const before = cfg.blockOutChannels[1] ?? last;
+  return batch * F32 * ARENA * height * width * (3 * before + 3 * last);
+}
+
+/** A ControlNet's conditioning embedding runs at image size: the control image and conv_in's outputs. */
+function conditioningActivations(cfg: ControlNetConfig, batch: number, height: number, width: number): number {
+  const first = cfg.conditioningEmbeddingChannels[0] ?? 16;
+  return batch * F32 * ARENA * height * width * (3 + 3 * first);
 }
 
 /** The plan for one InstantID task on a warm pipeline that holds every net (float32, CPU EP). */
@@ -139,8 +150,9 @@ export function planInstantIdMemory(x: MemoryPlanInput): MemoryPlan {
     { name: `UNet activations (batch ${batch} at ${x.width}×${x.height})`, bytes: unetActivations(unet, batch, h, w, true), lower: lowerSize, kind: 'task' },
     ...nets.map((c, k) => ({
       name: `${k === 0 ? 'IdentityNet' : `ControlNet ${k}`} activations and residuals`,
-      // its own down path, plus its residuals held on the host and fed to the UNet
-      bytes: unetActivations(c, batch, h, w, false) + 2 * batch * F32 * skipValues(c, h, w),
+      // its conditioning embedding at image size, its own down path, and its residuals held on the
+      // host and fed to the UNet
+      bytes: conditioningActivations(c, batch, x.height, x.width) + unetActivations(c, batch, h, w, false) + 2 * batch * F32 * skipValues(c, h, w),
       lower: k === 0 ? lowerSize : `${lowerSize}, or use fewer ControlNets`,
       kind: 'task' as const,
     })),
@@ -149,8 +161,8 @@ export function planInstantIdMemory(x: MemoryPlanInput): MemoryPlan {
     { name: `VAE decode (${x.samples} × ${x.width}×${x.height})`, bytes: vaeActivations(vae, x.samples, x.height, x.width), lower: lowerSize, kind: 'task' },
   ];
   const sum = (c: readonly MemoryCost[]): number => c.reduce((n, e) => n + e.bytes, 0);
-  const stage = sum(denoise) >= sum(decode) ? denoise : decode;
-  const costs = [{ name: 'runtime (Node, ONNX Runtime)', bytes: RUNTIME_BYTES, lower: '', kind: 'model' as const }, ...weights, ...stage].sort((a, b) => b.bytes - a.bytes);
+  // ORT's CPU arena keeps each session's peak after its run, so the stages add up rather than overlap
+  const costs = [{ name: 'runtime (Node, ONNX Runtime)', bytes: RUNTIME_BYTES, lower: '', kind: 'model' as const }, ...weights, ...denoise, ...decode].sort((a, b) => b.bytes - a.bytes);
   return { peakBytes: sum(costs), costs };
 }
 
