@@ -33,10 +33,10 @@ export const SDXL_BASE_VAE_CONFIG = {
 
 /** SDXL base's text_encoder (CLIP ViT-L/14) and text_encoder_2 (OpenCLIP ViT-bigG/14) configs. */
 export const SDXL_BASE_TEXT_ENCODER_CONFIG = {
-  ...SMOKE_CONFIG.text_encoder, hidden_size: 768, intermediate_size: 3072, num_hidden_layers: 12, num_attention_heads: 12, projection_dim: 768,
+  ...SMOKE_CONFIG.text_encoder, vocab_size: 49408, hidden_size: 768, intermediate_size: 3072, num_hidden_layers: 12, num_attention_heads: 12, projection_dim: 768,
 };
 export const SDXL_BASE_TEXT_ENCODER_2_CONFIG = {
-  ...SMOKE_CONFIG.text_encoder_2, hidden_size: 1280, intermediate_size: 5120, num_hidden_layers: 32, num_attention_heads: 20, projection_dim: 1280,
+  ...SMOKE_CONFIG.text_encoder_2, vocab_size: 49408, hidden_size: 1280, intermediate_size: 5120, num_hidden_layers: 32, num_attention_heads: 20, projection_dim: 1280,
 };
 
 export const FULL_CONFIG: RandomSdxlConfigs = {
