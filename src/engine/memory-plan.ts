@@ -62,7 +62,7 @@ export interface MemoryPlan {
 
 const F32 = 4;
 /** Node, V8, ONNX Runtime and the service itself, measured idle with no model loaded. */
-const RUNTIME_BYTES = 400 * 2 ** 20;
+const RUNTIME_BYTES = 250 * 2 ** 20;
 /** ORT's arena rounding and allocator slack over the live tensors (fitted). */
 const ARENA = 1.3;
 
