@@ -13,8 +13,11 @@
 // nothing: it is a new set of feeds.
 //
 // What this form cannot carry, and which falls back to the fused form (apply.ts): DoRA (its
-// magnitudes are normalised against W', not additive), and patches of weights that have no slot
-// (LoCon's convolutions, Linears outside the slotted set). runtimeLoraSupport() says which.
+// magnitudes are normalised against W', not additive) and convolutions (LoCon). runtimeLoraSupport()
+// says which. A Linear delta whose weight has no slot patches a weight the graph never reads (every
+// Linear a graph computes has one — e.g. the last CLIP layer of an encoder built for the penultimate
+// state): it is left out, as the fused form's patched-but-unread weight is. (The LoRA reader has
+// already matched every delta to a weight of the model.)
 import { EngineError } from '../errors.js';
 import { LORA_INPUT, type ValueMeta } from '../onnx/index.js';
 import type { HostTensor } from '../onnx/dtype.js';
@@ -50,26 +53,21 @@ export function loraSlotsOf(inputs: readonly ValueMeta[]): Map<string, LoraSlot>
 }
 
 /** Why a delta cannot run as a branch, or undefined when it can. */
-function unsupported(delta: LoraDelta, slots: ReadonlyMap<string, LoraSlot> | ((weight: string) => boolean)): string | undefined {
+function unsupported(delta: LoraDelta): string | undefined {
   if (delta.dora) return `${delta.source} is DoRA (its magnitudes need the merged weight)`;
   if (delta.targetShape.length !== 2) return `${delta.source} patches a convolution (${delta.target})`;
-  const has = typeof slots === 'function' ? slots(delta.target) : slots.has(delta.target);
-  if (!has) return `${delta.source} patches ${delta.target}, which has no run-time LoRA slot`;
   return undefined;
 }
 
 /**
- * Whether every delta of these LoRAs runs as a branch of a graph with these slots: { ok: true }, or
- * the first reason it does not (then the caller fuses the LoRAs into the weights instead).
+ * Whether every delta of these LoRAs can run as a branch: { ok: true }, or the first reason it
+ * cannot (then the caller fuses the LoRAs into the weights instead).
  */
-export function runtimeLoraSupport(
-  loras: readonly ScaledLora[],
-  slots: ReadonlyMap<string, LoraSlot> | ((weight: string) => boolean),
-): { ok: true } | { ok: false; reason: string } {
+export function runtimeLoraSupport(loras: readonly ScaledLora[]): { ok: true } | { ok: false; reason: string } {
   for (const { deltas, scale } of loras) {
     if (scale === 0) continue;
     for (const d of deltas) {
-      const why = unsupported(d, slots);
+      const why = unsupported(d);
       if (why) return { ok: false, reason: why };
     }
   }
@@ -97,9 +95,10 @@ export function runtimeLoraFeeds(slots: ReadonlyMap<string, LoraSlot>, loras: re
     if (!Number.isFinite(scale)) throw new EngineError('bad_lora_scale', `LoRA scale ${scale} is not a number`);
     if (scale === 0) continue;
     for (const delta of deltas) {
-      const why = unsupported(delta, slots);
+      const why = unsupported(delta);
       if (why) throw new EngineError('lora_not_runtime', `this LoRA cannot be applied at run time: ${why}`);
-      const slot = slots.get(delta.target)!;
+      const slot = slots.get(delta.target);
+      if (!slot) continue; // a weight this graph never reads
       if (delta.targetShape[0] !== slot.outFeatures || delta.targetShape[1] !== slot.inFeatures) {
         throw new EngineError('lora_incompatible',
           `LoRA layer ${delta.source} was matched to a [${delta.targetShape.join(', ')}] weight, but the model's ${delta.target} is [${slot.outFeatures}, ${slot.inFeatures}]`);

@@ -152,16 +152,15 @@ export class InstantIdPipeline {
   }
 
   /**
-   * Whether setLoras() can apply these LoRAs: { ok: true }, or why not (DoRA, a convolution, a
-   * weight without a slot, or nets built without slots) — then fuse them at load (withLoras) instead.
+   * Whether setLoras() can apply these LoRAs: { ok: true }, or why not (DoRA, a convolution, or
+   * nets built without slots) — then fuse them at load (withLoras) instead.
    */
   runtimeLoraSupport(applied: readonly AppliedLora[]): { ok: true } | { ok: false; reason: string } {
     if (!this.hasLoraSlots) {
       return applied.some((a) => a.scale !== 0) ? { ok: false, reason: 'the pipeline was loaded without LoRA slots' } : { ok: true };
     }
-    const { unet, encoder1, encoder2 } = this.nets;
-    for (const [component, slots] of [['unet', unet.loraSlots], ['text_encoder', encoder1.loraSlots], ['text_encoder_2', encoder2.loraSlots]] as const) {
-      const r = runtimeLoraSupport(lorasFor(component, applied), slots);
+    for (const component of ['unet', 'text_encoder', 'text_encoder_2'] as const) {
+      const r = runtimeLoraSupport(lorasFor(component, applied));
       if (!r.ok) return r;
     }
     return { ok: true };

@@ -30,7 +30,7 @@ export function pipelineKey(spec: PipelineSpec, slotted = false): string {
 
 /** Whether branches can carry every delta of these LoRAs (no DoRA, no convolution), judged from the files alone. */
 export function branchable(loras: readonly AppliedLora[]): boolean {
-  return (['unet', 'text_encoder', 'text_encoder_2'] as const).every((c) => runtimeLoraSupport(lorasFor(c, loras), () => true).ok);
+  return (['unet', 'text_encoder', 'text_encoder_2'] as const).every((c) => runtimeLoraSupport(lorasFor(c, loras)).ok);
 }
 
 function patched(part: NetFiles, component: LoraComponent, loras: readonly AppliedLora[]): NetFiles {
@@ -69,11 +69,8 @@ export class PipelineCache {
   async get(spec: PipelineSpec): Promise<{ pipeline: InstantIdPipeline; loaded: boolean }> {
     if (branchable(spec.loras)) {
       const got = await this.entry(pipelineKey(spec, true), spec, true);
-      if (got.pipeline.runtimeLoraSupport(spec.loras).ok) {
-        got.pipeline.setLoras(spec.loras);
-        return got;
-      }
-      // a weight without a slot: fall through to a fused pipeline
+      got.pipeline.setLoras(spec.loras);
+      return got;
     }
     return this.entry(pipelineKey(spec), spec, false);
   }

@@ -131,21 +131,23 @@ test('a text encoder with LoRA slots matches the fused encoder', async () => {
   }
 });
 
-test('DoRA, convolutions and weights without a slot are not run-time LoRAs: support says why, feeds refuse', () => {
+test('DoRA and convolutions are not run-time LoRAs (support says why, feeds refuse); a weight the graph never reads is left out', () => {
   const slots = new Map([['a.weight', { weight: 'a.weight', inFeatures: 4, outFeatures: 3 }]]);
   const f: LoraFactors = { down: ramp(8, 0.1), up: ramp(6, 0.1) };
   const linear: LoraDelta = { target: 'a.weight', source: 'lora_a', targetShape: [3, 4], rank: 2, alpha: 2, downShape: [2, 4], upShape: [3, 2], load: () => f };
-  assert.deepEqual(runtimeLoraSupport([{ deltas: [linear], scale: 1 }], slots), { ok: true });
+  assert.deepEqual(runtimeLoraSupport([{ deltas: [linear], scale: 1 }]), { ok: true });
   const dora = { ...linear, dora: 'out' as const };
   const conv = { ...linear, target: 'c.weight', targetShape: [3, 4, 3, 3] };
-  const other = { ...linear, target: 'b.weight' };
-  for (const [d, why] of [[dora, /DoRA/], [conv, /convolution/], [other, /no run-time LoRA slot/]] as const) {
-    const r = runtimeLoraSupport([{ deltas: [d], scale: 1 }], slots);
+  const unread = { ...linear, target: 'b.weight' };
+  assert.deepEqual(runtimeLoraSupport([{ deltas: [unread], scale: 1 }]), { ok: true });
+  assert.deepEqual(runtimeLoraFeeds(slots, [{ deltas: [unread], scale: 1 }])['a.weight#lora_down']!.dims, [0, 4], 'left out: the slot stays at rank 0');
+  for (const [d, why] of [[dora, /DoRA/], [conv, /convolution/]] as const) {
+    const r = runtimeLoraSupport([{ deltas: [d], scale: 1 }]);
     assert.equal(r.ok, false);
     assert.match((r as { reason: string }).reason, why);
     assert.throws(() => runtimeLoraFeeds(slots, [{ deltas: [d], scale: 1 }]), { code: 'lora_not_runtime' });
   }
-  assert.deepEqual(runtimeLoraSupport([{ deltas: [dora], scale: 0 }], slots), { ok: true }, 'a LoRA at scale 0 is left out');
+  assert.deepEqual(runtimeLoraSupport([{ deltas: [dora], scale: 0 }]), { ok: true }, 'a LoRA at scale 0 is left out');
   const feeds = runtimeLoraFeeds(slots, [{ deltas: [linear], scale: 0.5 }, { deltas: [linear], scale: 1 }]);
   assert.deepEqual(feeds['a.weight#lora_down']!.dims, [4, 4], 'two LoRAs stack along the rank');
   assert.deepEqual(feeds['a.weight#lora_up']!.dims, [3, 4]);
