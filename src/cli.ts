@@ -11,6 +11,7 @@ const verbs: Record<string, Verb> = {
   faces: { summary: 'detect faces in a photo (box, score, 5 keypoints)', load: () => import('./cli/faces.js') },
   generate: { summary: 'text-to-image with an SDXL model (diffusers folder or single-file checkpoint)', load: () => import('./cli/generate.js') },
   preprocess: { summary: 'write the control map a ControlNet gets: preprocess openpose|depth|canny IMAGE -o OUT.png', load: () => import('./cli/preprocess.js') },
+  cache: { summary: 'list or trim the compile cache: cache ls | cache prune [--max-bytes N]', load: () => import('./cli/cache.js') },
   models: { summary: 'write the smoke model set (tiny, random weights): models smoke', load: () => import('./cli/models.js') },
 };
 

@@ -11,7 +11,7 @@ import { SMOKE_FACE_DIR, writeSmokeInstantIdSet } from '../engine/smoke-instanti
 import { fail } from './args.js';
 
 const HELP = `usage:
-  likeness models smoke [--home DIR] [--seed N] [--detector FILE]
+  likeness models smoke [--home DIR] [--seed N] [--detector FILE] [--size toy|mid|full]
   likeness models smoke --out DIR [--seed N]
 
 Writes the smoke model set: a tiny SDXL-architecture model (UNet, VAE, both CLIP text encoders,
@@ -29,7 +29,13 @@ $LIKENESS_HOME/models/antelopev2/.
 Written under $LIKENESS_HOME (default ./data): the model and its InstantID parts in ${SMOKE_MODEL_DIR}
 (replaced), the catalog ControlNet and LoRA in models/controlnet/ and models/loras/ (only where those
 slots are empty). --out DIR writes only the SDXL model, to DIR. The same --seed (default 0) writes
-identical files.`;
+identical files.
+
+--size mid|full writes a REHEARSAL set instead, for trying real scale without downloads: full is
+SDXL base 1.0's own sizes (UNet 2.6 B parameters, both CLIP encoders, VAE; about 6.9 GB in F16) with
+a full-size IdentityNet, canny ControlNet, InstantID's real Resampler and rank-32 kohya LoRAs in the
+catalog slots 622 and 480; mid is the same with the UNet at about 1/10. Random weights still, in the
+diffusers folder layout; it replaces catalog files only where an earlier smoke set wrote them.`;
 
 export async function run(args: string[]): Promise<number> {
   let parsed;
@@ -42,6 +48,7 @@ export async function run(args: string[]): Promise<number> {
         seed: { type: 'string' },
         home: { type: 'string' },
         detector: { type: 'string' },
+        size: { type: 'string' },
         help: { type: 'boolean', short: 'h' },
       },
     });
@@ -58,6 +65,9 @@ export async function run(args: string[]): Promise<number> {
   const seed = values.seed === undefined ? 0 : Number(values.seed);
   if (!Number.isInteger(seed) || seed < 0 || seed > 0xffffffff) return fail('--seed must be a whole number from 0 to 4294967295');
   if (values.out && values.detector) return fail('--detector goes with the whole set in $LIKENESS_HOME, not with --out');
+  const size = values.size ?? 'toy';
+  if (size !== 'toy' && size !== 'mid' && size !== 'full') return fail(`--size ${size}: use toy (the default), mid or full`);
+  if (values.out && size !== 'toy') return fail('--size goes with the whole set in $LIKENESS_HOME, not with --out');
   const detector = values.detector ? resolve(values.detector) : undefined;
   if (detector && !existsSync(detector)) return fail(`--detector ${detector} does not exist`);
   const home = loadConfig(values.home ? { home: values.home } : {}).home;
@@ -72,7 +82,7 @@ export async function run(args: string[]): Promise<number> {
       console.log(`  likeness generate --model ${out} --prompt "a photo of a cat" --steps 4 --out ./out`);
       return 0;
     }
-    const set = await writeSmokeInstantIdSet(home, { seed, ...(detector ? { detector } : {}) });
+    const set = await writeSmokeInstantIdSet(home, { seed, size, ...(detector ? { detector } : {}) });
     console.log(`wrote the smoke model set to ${set.model} in ${took()} (random weights: it draws noise, not pictures)`);
     console.log(`  InstantID parts: ${set.identityNet}, ${set.ipAdapter}`);
     console.log(`  face recognition: ${set.recognizer} (a RANDOM graph, not a face model)`);

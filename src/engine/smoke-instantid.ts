@@ -37,7 +37,10 @@ import { controlNetWeightShapes, ipAdapterWeightShapes } from './nets/unet-shape
 import { GraphBuilder, writeModel } from './onnx/index.js';
 import type { StateShapes } from './pipelines/state-shapes.js';
 import { TorchGenerator } from './rng/torch-cpu.js';
-import { SMOKE_CONFIG, SMOKE_MODEL_DIR, checkAgainstBuilder, smokeTokenizerFiles, writeSmokeModel } from './smoke.js';
+import { SMOKE_CONFIG, SMOKE_MODEL_DIR, checkAgainstBuilder, fastRandomTensor, smokeTokenizerFiles, writeRandomSdxlModel, writeSmokeModel } from './smoke.js';
+import { rehearsalConfigs, type RehearsalSize } from './smoke-sizes.js';
+import { toFloat16 } from './formats/dtype.js';
+import { SafetensorsFile } from './formats/safetensors.js';
 
 /** Where the smoke set's InstantID parts and face models live, relative to $LIKENESS_HOME. */
 export const SMOKE_INSTANTID_DIR = join(SMOKE_MODEL_DIR, 'instantid');
@@ -65,20 +68,42 @@ export function smokeDepthAnythingConfig(): Record<string, unknown> {
   };
 }
 export const SMOKE_LORA_FILE = join('models', 'loras', 'Vintage-Creepy-Creatures.safetensors');
+/** Catalog LoRA 480, which the rehearsal sets fill too. */
+export const SMOKE_LORA_FILE_2 = join('models', 'loras', 'Minimalist-Flat-Icons-v1.0.safetensors');
+
+/** Whether a safetensors file is one the smoke writers made (random weights), so a rehearsal set may replace it. */
+function writtenBySmoke(path: string): boolean {
+  if (!existsSync(path)) return false;
+  try {
+    const f = SafetensorsFile.open(path);
+    try {
+      return f.metadata.likeness === 'random weights' || f.metadata.ss_likeness === 'random weights';
+    } finally {
+      f.close();
+    }
+  } catch {
+    return false;
+  }
+}
 
 /** The Resampler of the smoke set: InstantID's structure (16 queries, 512-d input) at toy width. */
 export const SMOKE_RESAMPLER: ResamplerConfig = {
   dim: 64, depth: 2, dimHead: 64, heads: 1, numQueries: 16, embeddingDim: 512, outputDim: SMOKE_CONFIG.unet.cross_attention_dim, ffMult: 2,
 };
 
-/** A ControlNet config.json matching the smoke UNet (the down half and mid block of its config). */
-export function smokeControlNetConfig(): Record<string, unknown> {
-  const { up_block_types: _up, out_channels: _out, sample_size: _size, ...down } = SMOKE_CONFIG.unet;
+/** InstantID's Resampler (ip-adapter.bin's image_proj) for a UNet of cross-attention width `outputDim`. */
+export function instantIdResamplerConfig(outputDim: number): ResamplerConfig {
+  return { dim: 1280, depth: 4, dimHead: 64, heads: 20, numQueries: 16, embeddingDim: 512, outputDim, ffMult: 4 };
+}
+
+/** A ControlNet config.json matching a UNet config (its down half and mid block); the smoke UNet's by default. */
+export function smokeControlNetConfig(unet: Record<string, unknown> = SMOKE_CONFIG.unet, rehearsal = false): Record<string, unknown> {
+  const { up_block_types: _up, out_channels: _out, sample_size: _size, ...down } = unet;
   return {
     ...down,
     _class_name: 'ControlNetModel',
     conditioning_channels: 3,
-    conditioning_embedding_out_channels: [8, 8, 16, 16],
+    conditioning_embedding_out_channels: rehearsal ? [16, 32, 96, 256] : [8, 8, 16, 16],
     controlnet_conditioning_channel_order: 'rgb',
     global_pool_conditions: false,
   };
@@ -101,10 +126,10 @@ function randomTensor(name: string, shape: readonly number[], seed: number): Flo
   return noise;
 }
 
-function tensors(prefix: string, shapes: StateShapes, seed: number): [string, TensorToWrite][] {
-  return [...shapes].map(([name, shape]) => [
-    `${prefix}${name}`, { dtype: 'F32', shape, data: () => randomTensor(`${prefix}${name}`, shape, seed) },
-  ]);
+function tensors(prefix: string, shapes: StateShapes, seed: number, rehearsal = false): [string, TensorToWrite][] {
+  return [...shapes].map(([name, shape]) => [`${prefix}${name}`, rehearsal
+    ? { dtype: 'F16', shape, data: () => toFloat16(fastRandomTensor(`${prefix}${name}`, shape, seed)) }
+    : { dtype: 'F32', shape, data: () => randomTensor(`${prefix}${name}`, shape, seed) }]);
 }
 
 /** The Resampler's state dict (keys without `image_proj.`), checked against the graph builder. */
@@ -128,14 +153,14 @@ export function smokeResamplerShapes(cfg: ResamplerConfig = SMOKE_RESAMPLER): St
   return m;
 }
 
-async function writeControlNet(dir: string, seed: number, tag: string): Promise<void> {
-  const config = smokeControlNetConfig();
+async function writeControlNet(dir: string, seed: number, tag: string, unet: Record<string, unknown> = SMOKE_CONFIG.unet, rehearsal = false): Promise<void> {
+  const config = smokeControlNetConfig(unet, rehearsal);
   const parsed = parseControlNetConfig(config);
   const shapes = controlNetWeightShapes(parsed);
   checkAgainstBuilder('ControlNet', shapes, (w) => buildControlNetGraph(w, parsed));
   await mkdir(dir, { recursive: true });
   await writeFile(join(dir, 'config.json'), `${JSON.stringify(config, null, 2)}\n`);
-  const list = tensors(`${tag}/`, shapes, seed).map(([n, t]): [string, TensorToWrite] => [n.slice(tag.length + 1), t]);
+  const list = tensors(`${tag}/`, shapes, seed, rehearsal).map(([n, t]): [string, TensorToWrite] => [n.slice(tag.length + 1), t]);
   await writeSafetensors(join(dir, 'diffusion_pytorch_model.safetensors'), list, { format: 'pt', likeness: 'random weights' });
 }
 
@@ -169,8 +194,14 @@ export interface SmokeInstantIdOptions {
   seed?: number;
   /** An SCRFD detector .onnx (with keypoints) to copy into the set; without it face analysis needs antelopev2. */
   detector?: string;
-  /** Fill the empty catalog slots (ControlNets 454, 455, 458, LoRA 622). Default true. */
+  /** Fill the empty catalog slots (ControlNets 454, 455, 458, LoRAs 622 and, for mid / full, 480). Default true. */
   catalog?: boolean;
+  /**
+   * 'toy' (default, what CI uses), or a rehearsal set: 'mid' (SDXL's architecture, UNet ≈ 1/10) or
+   * 'full' (SDXL base's own sizes), in F16 with InstantID's real Resampler, rank-32 LoRAs. A rehearsal
+   * set replaces catalog files that an earlier smoke set wrote (never a file you installed).
+   */
+  size?: RehearsalSize;
 }
 
 export interface SmokeInstantIdSet {
@@ -186,13 +217,19 @@ export interface SmokeInstantIdSet {
 /** Writes the smoke SDXL model and its InstantID parts under `home` (see the header for the layout). */
 export async function writeSmokeInstantIdSet(home: string, options: SmokeInstantIdOptions = {}): Promise<SmokeInstantIdSet> {
   const seed = (options.seed ?? 0) >>> 0;
-  const model = await writeSmokeModel(join(home, SMOKE_MODEL_DIR), { seed });
+  const size = options.size ?? 'toy';
+  const rehearsal = size !== 'toy';
+  const configs = rehearsalConfigs(size);
+  const model = rehearsal
+    ? await writeRandomSdxlModel(join(home, SMOKE_MODEL_DIR), configs, { seed, rehearsal: true })
+    : await writeSmokeModel(join(home, SMOKE_MODEL_DIR), { seed });
   const idDir = join(home, SMOKE_INSTANTID_DIR);
   const identityNet = join(idDir, 'ControlNetModel');
-  await writeControlNet(identityNet, seed, 'identitynet');
+  await writeControlNet(identityNet, seed, 'identitynet', configs.unet, rehearsal);
   const ipAdapter = join(idDir, 'ip-adapter.safetensors');
-  const unetShapes = ipAdapterWeightShapes(parseUNetConfig(SMOKE_CONFIG.unet));
-  await writeSafetensors(ipAdapter, [...tensors('image_proj.', smokeResamplerShapes(), seed), ...tensors('', unetShapes, seed)],
+  const unetShapes = ipAdapterWeightShapes(parseUNetConfig(configs.unet));
+  const resampler = rehearsal ? smokeResamplerShapes(instantIdResamplerConfig(configs.unet.cross_attention_dim as number)) : smokeResamplerShapes();
+  await writeSafetensors(ipAdapter, [...tensors('image_proj.', resampler, seed, rehearsal), ...tensors('', unetShapes, seed, rehearsal)],
     { format: 'pt', likeness: 'random weights' });
   const faceDir = join(home, SMOKE_FACE_DIR);
   await mkdir(faceDir, { recursive: true });
@@ -212,17 +249,21 @@ export async function writeSmokeInstantIdSet(home: string, options: SmokeInstant
       [SMOKE_OPENPOSE_CONTROLNET_DIR, 'openpose', 'thibaud/controlnet-openpose-sdxl-1.0'],
     ] as const) {
       const dir = join(home, slot);
-      if (existsSync(join(dir, 'config.json'))) continue;
-      await writeControlNet(dir, seed, tag);
+      if (existsSync(join(dir, 'config.json')) && !(rehearsal && writtenBySmoke(join(dir, 'diffusion_pytorch_model.safetensors')))) continue;
+      await writeControlNet(dir, seed, tag, configs.unet, rehearsal);
       await writeFile(join(dir, 'README.md'), `Written by \`likeness models smoke\`: a RANDOM ControlNet of the smoke model's sizes. Replace it with ${real}.\n`);
       catalog.push(dir);
     }
-    const lora = join(home, SMOKE_LORA_FILE);
-    if (!existsSync(lora)) {
+    const vocab = Object.keys(smokeTokenizerFiles().vocab).length;
+    const te = { vocab_size: vocab, ...configs.text_encoder };
+    const te2 = { vocab_size: vocab, ...configs.text_encoder_2 };
+    const loraFiles = rehearsal ? [SMOKE_LORA_FILE, SMOKE_LORA_FILE_2] : [SMOKE_LORA_FILE];
+    for (const [k, file] of loraFiles.entries()) {
+      const lora = join(home, file);
+      if (existsSync(lora) && !(rehearsal && writtenBySmoke(lora))) continue;
       await mkdir(join(home, 'models', 'loras'), { recursive: true });
-      const te = { ...SMOKE_CONFIG.text_encoder, vocab_size: Object.keys(smokeTokenizerFiles().vocab).length };
-      const te2 = { ...SMOKE_CONFIG.text_encoder_2, vocab_size: te.vocab_size };
-      await writeSmokeLora(lora, { unet: SMOKE_CONFIG.unet, textEncoder: te, textEncoder2: te2 }, { seed: seed + 1 });
+      await writeSmokeLora(lora, { unet: configs.unet, textEncoder: te, textEncoder2: te2 },
+        { seed: seed + 1 + k, ...(rehearsal ? { rank: 32, alpha: 16, convs: false } : {}) });
       catalog.push(lora);
     }
     const bodyPose = join(home, OPENPOSE_BODY_FILE);

@@ -13,6 +13,7 @@
 import { mkdir, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { EngineError } from './errors.js';
+import { toFloat16 } from './formats/dtype.js';
 import { writeSafetensors, type TensorToWrite } from './formats/safetensors-write.js';
 import type { WeightSource } from './formats/keymaps/source.js';
 import { buildClipTextGraph } from './nets/clip-text.js';
@@ -188,6 +189,33 @@ function randomTensor(name: string, shape: readonly number[], seed: number): Flo
 }
 
 /**
+ * randomTensor's scales from a fast seeded normal generator (xorshift32 + Box–Muller), for the
+ * rehearsal sets' billions of values. Deterministic for (name, seed).
+ */
+export function fastRandomTensor(name: string, shape: readonly number[], seed: number): Float32Array {
+  const n = shape.reduce((a, b) => a * b, 1);
+  const out = new Float32Array(n);
+  let x = (fnv1a(name) ^ seed ^ 0x9e3779b9) >>> 0 || 1;
+  const next = (): number => {
+    x ^= x << 13; x >>>= 0; x ^= x >>> 17; x ^= x << 5; x >>>= 0;
+    return (x + 0.5) / 4294967296;
+  };
+  const isVector = shape.length === 1;
+  const isNorm = isVector && name.endsWith('.weight');
+  const isTable = /embedding\.weight$/.test(name);
+  const fanIn = shape.slice(1).reduce((a, b) => a * b, 1);
+  const scale = isNorm ? 0.05 : isVector ? 0.02 : isTable ? 0.5 : name.endsWith('latents') ? 1 : 1 / Math.sqrt(fanIn);
+  const base = isNorm ? 1 : 0;
+  for (let i = 0; i < n; i += 2) {
+    const r = Math.sqrt(-2 * Math.log(next()));
+    const t = 2 * Math.PI * next();
+    out[i] = base + r * Math.cos(t) * scale;
+    if (i + 1 < n) out[i + 1] = base + r * Math.sin(t) * scale;
+  }
+  return out;
+}
+
+/**
  * Runs `build` over a weight source that serves `shapes` and records what the builder reads;
  * throws unless the builder read every entry and asked for nothing else.
  */
@@ -212,8 +240,10 @@ function withVocab(configs: RandomSdxlConfigs): RandomSdxlConfigs {
   const vocabSize = Object.keys(smokeTokenizerFiles().vocab).length;
   return {
     ...configs,
-    text_encoder: { ...configs.text_encoder, vocab_size: vocabSize },
-    text_encoder_2: { ...configs.text_encoder_2, vocab_size: vocabSize },
+    // a config that names its vocabulary (the rehearsal sets: CLIP's 49408) keeps it; the tiny
+    // tokenizer's ids fit in it
+    text_encoder: { vocab_size: vocabSize, ...configs.text_encoder },
+    text_encoder_2: { vocab_size: vocabSize, ...configs.text_encoder_2 },
   };
 }
 
@@ -240,6 +270,11 @@ export function smokeStateShapes(configs: RandomSdxlConfigs = SMOKE_CONFIG): Rec
 export interface SmokeModelOptions {
   /** Seeds every tensor; the same seed writes identical files. Default 0. */
   seed?: number;
+  /**
+   * Rehearsal sets: F16 storage (as users' checkpoints) and a fast seeded generator (xorshift +
+   * Box–Muller; torch's bit-exact randn is only needed for the toy set's goldens-style files).
+   */
+  rehearsal?: boolean;
 }
 
 const json = (value: unknown): string => `${JSON.stringify(value, null, 2)}\n`;
@@ -268,9 +303,9 @@ export async function writeRandomSdxlModel(dir: string, configs: RandomSdxlConfi
   for (const [name, file] of Object.entries(files) as [Component, string][]) {
     await mkdir(join(dir, name), { recursive: true });
     await writeFile(join(dir, name, 'config.json'), json(written[name]));
-    const tensors: [string, TensorToWrite][] = [...shapes[name]].map(([tensor, shape]) => [
-      tensor, { dtype: 'F32', shape, data: () => randomTensor(`${name}/${tensor}`, shape, seed) },
-    ]);
+    const tensors: [string, TensorToWrite][] = [...shapes[name]].map(([tensor, shape]) => [tensor, options.rehearsal
+      ? { dtype: 'F16', shape, data: () => toFloat16(fastRandomTensor(`${name}/${tensor}`, shape, seed)) }
+      : { dtype: 'F32', shape, data: () => randomTensor(`${name}/${tensor}`, shape, seed) }]);
     await writeSafetensors(join(dir, name, file), tensors, { format: 'pt', likeness: 'random weights' });
   }
   const specials = { bos_token: '<|startoftext|>', eos_token: '<|endoftext|>', unk_token: '<|endoftext|>' };

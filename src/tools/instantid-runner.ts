@@ -14,6 +14,7 @@ import { readFileSync } from 'node:fs';
 import { openSdxlModel } from '../engine/formats/diffusers-folder.js';
 import { loraTargetsOfModel, type LoraTargets } from '../engine/formats/lora-keymap.js';
 import { parsePythonJson } from '../engine/formats/pyjson.js';
+import { checkMemoryPlan, memoryLimit, planInstantIdTask } from '../engine/memory-plan.js';
 import { resultPng } from '../engine/pipelines/instantid.js';
 import { controlNetConfigAt } from '../engine/pipelines/instantid-controlnet-file.js';
 import { loadTokenizers } from '../engine/pipelines/sdxl-components.js';
@@ -41,6 +42,8 @@ export interface InstantIdRunnerOptions extends ModelPaths {
   pipelines?: number;
   /** resize_img's max side (default 1024, as the multi-ControlNet demo / HF Space; app.py uses 1280). */
   maxSide?: number;
+  /** Bytes a task's planned peak may reach; default LIKENESS_MEMORY_LIMIT or the host's memory less a margin. */
+  memoryLimit?: number;
   /** Largest LoRA download (default 2 GB). */
   maxLoraBytes?: number;
   /** Bound on the URL-LoRA cache. */
@@ -181,6 +184,14 @@ export class InstantIdRunner implements ToolRunner {
       for (const note of images.notes) ctx.log(note);
       const prepared = images.inputs;
       ctx.log(`output ${prepared.width}×${prepared.height}, face box [${prepared.faceBox.map((v) => Math.round(v)).join(', ')}]`);
+      // the memory plan: a task that cannot fit is refused here, before any model loads
+      const plan = planInstantIdTask(
+        { model: checkpoint.path, identityNet: parts.identityNet, ipAdapter: parts.ipAdapter, controlNets },
+        { width: prepared.kpsImage.width, height: prepared.kpsImage.height, samples: inputs.samples, guidanceScale: inputs.guidanceScale, loras: loras.applied },
+      );
+      const limit = this.o.memoryLimit ?? memoryLimit();
+      checkMemoryPlan(plan, limit);
+      ctx.log(`memory plan: about ${(plan.peakBytes / 2 ** 30).toFixed(1)} GB at peak (limit ${(limit / 2 ** 30).toFixed(1)} GB)`);
       this.prepared.set(ctx.taskId, {
         inputs, checkpoint, parts, controlNets, images, loras,
         times: { prepare: secs(started), faceAnalysis: secs(faceStart) },

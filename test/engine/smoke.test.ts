@@ -19,6 +19,7 @@ import {
 import { vaeStateShapes } from '../../src/engine/pipelines/state-shapes.js';
 import { ClipTokenizer } from '../../src/engine/text/clip-tokenizer.js';
 import { run as modelsCli } from '../../src/cli/models.js';
+import { FULL_CONFIG, MID_CONFIG } from '../../src/engine/smoke-sizes.js';
 
 const scratch = mkdtempSync(join(tmpdir(), 'likeness-smoke-'));
 process.on('exit', () => rmSync(scratch, { recursive: true, force: true }));
@@ -105,4 +106,15 @@ test('likeness models smoke --out DIR writes the set there', async () => {
     console.log = log;
   }
   assert.ok(existsSync(join(out, 'model_index.json')));
+});
+
+test('the full rehearsal configs have SDXL base 1.0\'s exact parameter counts; mid keeps them but the UNet at about 1/10', () => {
+  const count = (m: ReadonlyMap<string, readonly number[]>): number => [...m.values()].reduce((n, s) => n + s.reduce((a, b) => a * b, 1), 0);
+  const full = smokeStateShapes(FULL_CONFIG); // checked against the builders inside
+  // stabilityai/stable-diffusion-xl-base-1.0: unet, vae, text_encoder, text_encoder_2 (num_parameters())
+  assert.deepEqual([full.unet, full.vae, full.text_encoder, full.text_encoder_2].map(count), [2567463684, 83653863, 123060480, 694659840]);
+  const mid = smokeStateShapes(MID_CONFIG);
+  const ratio = count(full.unet) / count(mid.unet);
+  assert.ok(ratio > 9 && ratio < 12, `mid UNet is 1/${ratio.toFixed(1)}`);
+  assert.equal(count(mid.text_encoder_2), 694659840);
 });

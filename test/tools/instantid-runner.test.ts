@@ -158,3 +158,17 @@ test('the warm-pipeline key changes with the LoRA set and scales, not with a LoR
   assert.notEqual(pipelineKey({ files, loras: [{ lora: lora('a'), scale: 0.8 }] }), a7);
   assert.notEqual(pipelineKey({ files: { ...files, controlNets: [] }, loras: [] }), base);
 });
+
+test('the memory plan: a task over LIKENESS_MEMORY_LIMIT is refused in preprocess naming what to lower; one that fits logs its plan', async () => {
+  const ctx = context({ width: 512, height: 512, selectedControlnetModel: [] }, { inputImage: 'astronaut.png' });
+  await runner.preprocess(ctx);
+  const line = ctx.lines.find((l) => l.startsWith('memory plan:'));
+  assert.match(line ?? '', /^memory plan: about \d+\.\d GB at peak \(limit \d+\.\d GB\)$/, ctx.lines.join('\n'));
+  const small = new InstantIdRunner({ home, threads: 1, memoryLimit: 450 * 2 ** 20 });
+  try {
+    await refused(small, context({ width: 1024, height: 1024, samples: 4, selectedControlnetModel: [] }, { inputImage: 'astronaut.png' }),
+      /needs about \d+\.\d GB of memory, over the limit of 0\.4 GB \(LIKENESS_MEMORY_LIMIT.*The biggest you can change is (UNet activations|VAE decode).*lower width × height \(1024×1024\) or samples \(4\)/);
+  } finally {
+    await small.dispose();
+  }
+});

@@ -35,12 +35,10 @@
 //     SDXL ≈ 10.3 GB UNet + 3.3 GB encoders in float32, half that in float16), so the compile cache
 //     needs its own size bound. Memory: a loaded set holds its sessions, as the base model does; the
 //     merge worker, while it lives, ≈ 0.1–0.2 GB more RSS on the mid model (ORT and its arena).
-// The alternative — low-rank branches in the graph with the scales as inputs — makes a scale change
-// free and needs no extra UNet copy per set, but every step pays x·downᵀ·upᵀ for each patched layer
-// (≈ 2–5% more compute at rank 32), the UNet graph builder must emit the branches, and a new LoRA
-// set still needs a rebuild (its factors are graph initializers). Fused weights are chosen because
-// styles are picked from a short catalog (few distinct sets, each reused) and a step stays as fast
-// as the base model's; the branch form remains the upgrade path if users sweep scales.
+// Since issue 11 the service applies LoRAs as run-time branches (runtime.ts: factors and scales are
+// graph inputs, so a set or scale change costs milliseconds and writes nothing; at full size a fused
+// rebuild took a minute and ~10 GB of cache per set). This fused form remains for what branches cannot
+// carry — DoRA and LoCon convolutions — and for the goldens' independent check of the merge.
 import { createHash } from 'node:crypto';
 import { EngineError } from '../errors.js';
 import type { LoraDelta, LoraFile } from '../formats/lora.js';

@@ -78,6 +78,7 @@ export async function writeSmokeLora(path: string, configs: SdxlConfigs, opts: S
     ss_network_dim: String(rank),
     ss_network_alpha: String(opts.alpha ?? rank / 2),
     ss_base_model_version: 'sdxl_base_v1-0',
+    ss_likeness: 'random weights',
   });
   return { modules: tensors.size / 3 };
 }

@@ -3,9 +3,11 @@
 import { EngineError } from '../errors.js';
 import { openWeights } from '../formats/weights.js';
 import {
-  compileCached, createSession, encodeModel, fingerprintFiles,
-  type ExecutionProvider, type FloatDType, type HostTensor, type OrtWorker, type Session,
+  compileCached, createSession, encodeModel, fingerprintFiles, openHeld,
+  type CompiledModel, type ExecutionProvider, type FloatDType, type HostTensor, type OrtWorker, type Session,
 } from '../onnx/index.js';
+import type { ScaledLora } from '../lora/apply.js';
+import { emptyLoraFeeds, loraSlotsOf, runtimeLoraFeeds, type LoraSlot, type StackMemo } from '../lora/runtime.js';
 import { parseClipTextConfig, type ClipTextConfig } from './clip-config.js';
 import { buildClipTextGraph, type ClipTextOutput, type ClipTextWeights } from './clip-text.js';
 import { defaultExecutionProvider } from '../onnx/provider.js';
@@ -44,6 +46,8 @@ export interface ClipTextEncoderOptions {
   prefix?: string;
   /** Name of the projection weight ('text_projection.weight'). */
   projectionKey?: string;
+  /** Build with run-time LoRA branches on every Linear (setLoras then changes LoRAs without a rebuild). */
+  loraSlots?: boolean;
   /** Identifies the weights in the cache key; default: a fingerprint of the weight file. */
   weightsHash?: string;
   executionProvider?: ExecutionProvider;
@@ -58,6 +62,10 @@ export interface ClipTextEncoder {
   /** Whether the compiled model came from the cache. */
   readonly cacheHit: boolean;
   encode(ids: TokenIds, batch: number, seqLen: number, signal?: AbortSignal): Promise<ClipTextOutputs>;
+  /** The run-time LoRA slots (empty unless loaded with loraSlots). */
+  readonly loraSlots: ReadonlyMap<string, LoraSlot>;
+  /** The LoRAs later encodes apply, as branches (loraSlots builds only; [] for none); see UnetRunner.setLoras. */
+  setLoras(loras: readonly ScaledLora[]): void;
   dispose(): Promise<void>;
 }
 
@@ -77,17 +85,21 @@ export async function loadClipTextEncoder(
   const weights: ClipTextWeights & { readonly path?: string } = ownFile ?? (weightsArg as Exclude<WeightsArg, string>);
   let model: string | Uint8Array;
   let cacheHit = false;
+  let compiled: CompiledModel | undefined;
   let outputs: ClipTextOutput[];
   try {
     const projectionKey = opts.projectionKey ?? 'text_projection.weight';
     const withProjection = opts.withProjection ?? weights.has(projectionKey);
     outputs = [...(opts.outputs ?? ['penultimate', 'last_hidden_state', 'pooled', ...(withProjection ? ['text_embeds' as const] : [])])];
-    const graphOptions = { dtype: opts.dtype ?? 'float32', withProjection, outputs, prefix: opts.prefix ?? 'text_model.', projectionKey };
+    const graphOptions = {
+      dtype: opts.dtype ?? 'float32', withProjection, outputs, prefix: opts.prefix ?? 'text_model.', projectionKey,
+      ...(opts.loraSlots ? { loraSlots: true } : {}),
+    };
     const build = (): ReturnType<typeof buildClipTextGraph> => buildClipTextGraph(configDict, weights, graphOptions);
     if (opts.cacheDir) {
       const weightsHash = opts.weightsHash ?? (weights.path ? await fingerprintFiles([weights.path]) : undefined);
       if (!weightsHash) throw new EngineError('bad_graph_options', 'loadClipTextEncoder: weights without a path need opts.weightsHash to be cached');
-      const compiled = await compileCached(opts.cacheDir, {
+      compiled = await compileCached(opts.cacheDir, {
         net: 'clip-text', weightsHash, dtype: graphOptions.dtype, config: { config, ...graphOptions },
       }, build);
       model = compiled.modelPath;
@@ -99,26 +111,42 @@ export async function loadClipTextEncoder(
     ownFile?.close();
   }
 
-  const session = await createSession(model, {
+  const open = (m: string | Uint8Array): Promise<Session> => createSession(m, {
     executionProvider: opts.executionProvider ?? defaultExecutionProvider(),
     ...(opts.intraOpThreads !== undefined ? { intraOpThreads: opts.intraOpThreads } : {}),
     ...(opts.interOpThreads !== undefined ? { interOpThreads: opts.interOpThreads } : {}),
     ...(opts.worker ? { worker: opts.worker } : {}),
   });
+  const session = compiled ? await openHeld(compiled, open) : await open(model);
   return new Encoder(config, outputs, cacheHit, session);
 }
 
 class Encoder implements ClipTextEncoder {
+  readonly loraSlots: ReadonlyMap<string, LoraSlot>;
+  private loraFeeds: Record<string, HostTensor>;
+  private readonly stacks: StackMemo = new Map();
+
   constructor(
     readonly config: ClipTextConfig,
     readonly outputs: readonly ClipTextOutput[],
     readonly cacheHit: boolean,
     private readonly session: Session,
-  ) {}
+  ) {
+    this.loraSlots = loraSlotsOf(session.inputs);
+    this.loraFeeds = emptyLoraFeeds(this.loraSlots);
+  }
+
+  setLoras(loras: readonly ScaledLora[]): void {
+    if (this.loraSlots.size === 0 && loras.some((l) => l.scale !== 0 && l.deltas.length > 0)) {
+      throw new EngineError('lora_not_runtime', 'this text encoder was built without run-time LoRA slots (load it with loraSlots: true, or fuse the LoRAs with withLoras)');
+    }
+    this.loraFeeds = runtimeLoraFeeds(this.loraSlots, loras, this.stacks);
+  }
 
   async encode(ids: TokenIds, batch: number, seqLen: number, signal?: AbortSignal): Promise<ClipTextOutputs> {
     const inputIds = this.checkIds(ids, batch, seqLen);
-    const out = await this.session.run({ input_ids: { dtype: 'int64', dims: [batch, seqLen], data: inputIds } }, signal ? { signal } : {});
+    const feeds = { input_ids: { dtype: 'int64', dims: [batch, seqLen], data: inputIds } as HostTensor, ...this.loraFeeds };
+    const out = await this.session.run(feeds, signal ? { signal } : {});
     const result: ClipTextOutputs = { batch, seqLen, hidden: this.config.hiddenSize };
     const float = (name: ClipTextOutput): Float32Array | undefined => (out[name] ? floatData(out[name], name) : undefined);
     const penultimate = float('penultimate');

@@ -37,6 +37,8 @@ export interface ClipTextGraphOptions {
   prefix?: string;
   /** Name of the projection weight [projection_dim, hidden]; 'text_projection.weight' by default. */
   projectionKey?: string;
+  /** Every Linear gets a run-time LoRA branch (engine/lora/runtime.ts), rank 0 when unused. */
+  loraSlots?: boolean;
 }
 
 /** The CLIP text model as an ONNX graph: input `input_ids` int64 [B, S], the asked-for outputs. */
@@ -47,7 +49,7 @@ export function buildClipTextGraph(configDict: Record<string, unknown>, weights:
   if (wanted.has('text_embeds') && !opts.withProjection) {
     throw new EngineError('bad_graph_options', "CLIP text graph: 'text_embeds' needs withProjection (CLIPTextModelWithProjection)");
   }
-  const g = new GraphBuilder({ name: 'clip-text', dtype: opts.dtype ?? 'float32', keepIoFloat32: true });
+  const g = new GraphBuilder({ name: 'clip-text', dtype: opts.dtype ?? 'float32', keepIoFloat32: true, ...(opts.loraSlots ? { loraSlots: () => true } : {}) });
   const w = weightReader(g, weights, opts.prefix ?? 'text_model.');
   const { hiddenSize: D, numHiddenLayers: L } = config;
 

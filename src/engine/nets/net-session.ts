@@ -1,7 +1,7 @@
 // Compile-through-the-cache-then-open, shared by the UNet, ControlNet and Resampler runners, and
 // small host-tensor helpers for their feeds.
 import {
-  compileCached, createSession, fingerprintFiles, type AttentionMode, type ExecutionProvider, type ModelDef, type Session, type SessionOptions,
+  compileCached, createSession, fingerprintFiles, openHeld, type AttentionMode, type ExecutionProvider, type ModelDef, type Session, type SessionOptions,
 } from '../onnx/index.js';
 import type { FloatDType, HostTensor } from '../onnx/dtype.js';
 import { defaultExecutionProvider, graphChoicesFor } from '../onnx/provider.js';
@@ -38,7 +38,7 @@ export async function compileAndOpen(
   build: () => ModelDef,
 ): Promise<CompiledNet> {
   const compiled = await compileCached(options.cacheDir, { ...key, dtype: options.dtype ?? 'float32' }, build);
-  const session = await createSession(compiled.modelPath, options.session ?? {});
+  const session = await openHeld(compiled, (path) => createSession(path, options.session ?? {}));
   return { session, modelPath: compiled.modelPath, cacheHit: compiled.hit };
 }
 

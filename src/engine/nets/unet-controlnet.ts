@@ -6,7 +6,7 @@ import { GraphBuilder, type ModelDef, type Tensor } from '../onnx/index.js';
 import { controlnetForward } from './controlnet.js';
 import { WeightScope, type TensorSource } from './sdxl-weights.js';
 import type { ControlNetConfig, UNetConfig } from './unet-config.js';
-import { UNET_IO, declareUnetInputs, unetForward, type UnetGraphOptions } from './unet.js';
+import { UNET_IO, declareUnetInputs, unetBuilderOptions, unetForward, type UnetGraphOptions } from './unet.js';
 
 export interface ControlNetPart {
   weights: TensorSource;
@@ -26,7 +26,7 @@ export const DENOISER_IO = {
 
 /** UNet + ControlNets as one model: UNet inputs, then per net its image [B, 3, 8h, 8w], scale [1] and optional mask. */
 export function buildDenoiserGraph(unetWeights: TensorSource, unet: UNetConfig, nets: readonly ControlNetPart[], options: UnetGraphOptions = {}): ModelDef {
-  const g = new GraphBuilder({ name: 'denoiser', dtype: options.dtype ?? 'float32', keepIoFloat32: true, attention: options.attention ?? 'plain' });
+  const g = new GraphBuilder(unetBuilderOptions('denoiser', options));
   const { controlResiduals: _ignored, ...unetOptions } = options;
   const x = declareUnetInputs(g, unet, unetOptions);
   const n = x.ip?.numTokens ?? 0;

@@ -6,6 +6,8 @@ import { EngineError } from '../errors.js';
 import { findComponent } from '../formats/diffusers-component.js';
 import type { RunOptions } from '../onnx/index.js';
 import { attentionModeFor, compileAndOpen, f32, outputF32, timestepFeed, weightsHashOf, type CompiledNet, type F32, type NetLoadOptions } from './net-session.js';
+import type { ScaledLora } from '../lora/apply.js';
+import { emptyLoraFeeds, loraSlotsOf, runtimeLoraFeeds, type LoraSlot, type StackMemo } from '../lora/runtime.js';
 import { openSources, prefixedSource, type TensorSource } from './sdxl-weights.js';
 import { parseUNetConfig, type UNetConfig } from './unet-config.js';
 import { UNET_IO, buildUnetGraph, unetResidualLayout, type UnetGraphOptions } from './unet.js';
@@ -24,6 +26,8 @@ export interface UnetLoadOptions extends NetLoadOptions {
   ipAdapter?: IpAdapterLoad;
   staticDims?: UnetGraphOptions['staticDims'];
   variant?: 'fp16';
+  /** Build with run-time LoRA branches (setLoras then changes LoRAs without a rebuild). */
+  loraSlots?: boolean;
 }
 
 export interface UnetStepInputs {
@@ -45,6 +49,13 @@ export interface UnetRunner {
   readonly compiled: CompiledNet;
   readonly hasControlResiduals: boolean;
   readonly hasIpAdapter: boolean;
+  /** The run-time LoRA slots (empty unless loaded with loraSlots). */
+  readonly loraSlots: ReadonlyMap<string, LoraSlot>;
+  /**
+   * The LoRAs later runs apply, as branches (loraSlots builds only; [] for none). Throws
+   * EngineError('lora_not_runtime') for a LoRA the branches cannot carry (DoRA, convolutions).
+   */
+  setLoras(loras: readonly ScaledLora[]): void;
   /** noise_pred [B, out, h, w]. */
   run(inputs: UnetStepInputs, options?: RunOptions): Promise<F32>;
   dispose(): Promise<void>;
@@ -68,6 +79,7 @@ export async function createUnetRunner(src: UnetSource, options: UnetLoadOptions
     attention: options.attention ?? attentionModeFor(options.session?.executionProvider),
     ...(options.controlResiduals ? { controlResiduals: true } : {}),
     ...(options.staticDims ? { staticDims: options.staticDims } : {}),
+    ...(options.loraSlots ? { loraSlots: true } : {}),
     ...(src.ipAdapter ? { ipAdapter: { weights: src.ipAdapter.weights, numTokens: src.ipAdapter.numTokens, regionMask: src.ipAdapter.regionMask ?? false } } : {}),
   };
   const key = {
@@ -78,6 +90,7 @@ export async function createUnetRunner(src: UnetSource, options: UnetLoadOptions
       attention: graphOptions.attention,
       controlResiduals: graphOptions.controlResiduals ?? false,
       staticDims: graphOptions.staticDims ?? null,
+      ...(graphOptions.loraSlots ? { loraSlots: true } : {}),
       ip: graphOptions.ipAdapter ? { numTokens: graphOptions.ipAdapter.numTokens, regionMask: graphOptions.ipAdapter.regionMask } : null,
     },
   };
@@ -87,17 +100,28 @@ export async function createUnetRunner(src: UnetSource, options: UnetLoadOptions
 
 function makeRunner(config: UNetConfig, compiled: CompiledNet, o: UnetGraphOptions): UnetRunner {
   const layout = unetResidualLayout(config);
+  const loraSlots = loraSlotsOf(compiled.session.inputs);
+  let loraFeeds = emptyLoraFeeds(loraSlots);
+  const stacks: StackMemo = new Map();
   return {
     config,
     compiled,
     hasControlResiduals: o.controlResiduals ?? false,
     hasIpAdapter: o.ipAdapter !== undefined,
+    loraSlots,
+    setLoras(loras) {
+      if (loraSlots.size === 0 && loras.some((l) => l.scale !== 0 && l.deltas.length > 0)) {
+        throw new EngineError('lora_not_runtime', 'this UNet was built without run-time LoRA slots (load it with loraSlots: true, or fuse the LoRAs with withLoras)');
+      }
+      loraFeeds = runtimeLoraFeeds(loraSlots, loras, stacks);
+    },
     async run(x, runOptions) {
       const [batch, , h, w] = x.sample.dims as [number, number, number, number];
       const feeds: Record<string, F32> = {
         [UNET_IO.sample]: x.sample,
         [UNET_IO.timestep]: timestepFeed(x.timestep),
         [UNET_IO.context]: x.encoderHiddenStates,
+        ...loraFeeds,
       };
       if (config.embedding.textTime) {
         if (!x.textEmbeds || !x.timeIds) throw new EngineError('bad_input', 'this UNet (text_time) needs textEmbeds and timeIds');

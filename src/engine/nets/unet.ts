@@ -4,7 +4,7 @@
 // mid output where diffusers adds them), and InstantID's IP-Adapter (decoupled cross-attention on
 // every attn2 over the last `numTokens` context tokens, with a runtime scale and an optional
 // face-region mask). Every size comes from the config and the weights.
-import { GraphBuilder, type AttentionMode, type ModelDef, type Tensor } from '../onnx/index.js';
+import { GraphBuilder, type AttentionMode, type BuilderOptions, type ModelDef, type Tensor } from '../onnx/index.js';
 import type { FloatDType } from '../onnx/dtype.js';
 import type { IpAdapterContext } from './sdxl-attention.js';
 import { conditioningEmbedding, convSame } from './sdxl-blocks.js';
@@ -30,6 +30,24 @@ export interface UnetGraphOptions {
   ipAdapter?: IpAdapterOptions;
   /** Fix dims instead of the symbolic B, H, W, S (a static graph can be a little faster). */
   staticDims?: { batch?: number; height?: number; width?: number; sequence?: number };
+  /**
+   * Every Linear of the UNet itself gets a run-time LoRA branch (engine/lora/runtime.ts): factor
+   * inputs per weight, rank 0 when unused. IP-Adapter and joined ControlNet weights get none.
+   */
+  loraSlots?: boolean;
+}
+
+/** The UNet's Linears that take a LoRA branch with loraSlots (LoRAs never patch IP-Adapter or ControlNet weights). */
+export function unetLoraSlot(weight: string): boolean {
+  return !weight.startsWith('ip_adapter.') && !/^controlnet_\d+\./.test(weight);
+}
+
+/** GraphBuilder options for a UNet graph (or a graph with a UNet inside). */
+export function unetBuilderOptions(name: string, options: UnetGraphOptions): BuilderOptions {
+  return {
+    name, dtype: options.dtype ?? 'float32', keepIoFloat32: true, attention: options.attention ?? 'plain',
+    ...(options.loraSlots ? { loraSlots: unetLoraSlot } : {}),
+  };
 }
 
 /** Graph input and output names (the goldens' and diffusers' argument names). */
@@ -152,7 +170,7 @@ export function declareUnetInputs(g: GraphBuilder, cfg: UNetConfig, options: Une
 
 /** The whole UNet as a model: inputs per UNET_IO, output `noise_pred`. */
 export function buildUnetGraph(weights: TensorSource, cfg: UNetConfig, options: UnetGraphOptions = {}): ModelDef {
-  const g = new GraphBuilder({ name: 'unet', dtype: options.dtype ?? 'float32', keepIoFloat32: true, attention: options.attention ?? 'plain' });
+  const g = new GraphBuilder(unetBuilderOptions('unet', options));
   const x = declareUnetInputs(g, cfg, options);
   const noise = unetForward(g, new WeightScope(g, weights), cfg, x);
   g.output(noise, UNET_IO.output);

@@ -11,7 +11,7 @@
 import { EngineError } from '../errors.js';
 import type { ModelConfig, WeightSource } from '../formats/keymaps/source.js';
 import {
-  GraphBuilder, compileCached, createSession, encodeModel,
+  GraphBuilder, compileCached, createSession, encodeModel, openHeld,
   type AttentionMode, type ExecutionProvider, type FloatDType, type HostTensor, type ModelDef, type Session, type Tensor,
 } from '../onnx/index.js';
 import { VAE_NORM_EPS, parseVaeConfig, type VaeConfig } from './vae-config.js';
@@ -233,7 +233,7 @@ async function openGraph(net: string, config: VaeConfig, build: () => ModelDef, 
   // The attention form is part of the key: a graph compiled with the other form is never reused.
   const key = { net, weightsHash: options.cache.weightsHash, dtype: vaeComputeType(config, options.dtype), config: { ...config, attention: options.attention } };
   const compiled = await compileCached(options.cache.dir, key, build);
-  return createSession(compiled.modelPath, sessionOptions);
+  return openHeld(compiled, (path) => createSession(path, sessionOptions));
 }
 
 function float32Output(outputs: Record<string, HostTensor>, name: string): HostTensor<'float32'> {

@@ -2,9 +2,16 @@
 // config); later loads find the model directory and skip the build. Each entry is a directory
 // (model.onnx + external data + key.json) written under a temporary name and renamed into place,
 // so a directory that exists is complete, even with several processes compiling at once.
+//
+// Bounded: after each new entry, least recently used entries are evicted until the cache holds at
+// most cacheMaxBytes() (LIKENESS_CACHE_MAX_BYTES, default 32 GiB). An entry is never evicted while in
+// use: compileCached() holds it (in this process, and as a `.held-<pid>` file other processes see)
+// until the CompiledModel's release(), which the nets call when their session is disposed. Last use
+// is key.json's mtime, touched on every hit. `likeness cache ls` / `likeness cache prune` show and
+// trim it by hand.
 import { createHash, randomBytes } from 'node:crypto';
 import { open, mkdir, readdir, rename, rm, stat, writeFile } from 'node:fs/promises';
-import { existsSync, readFileSync, readdirSync } from 'node:fs';
+import { existsSync, readFileSync, readdirSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { GRAPH_BUILDER_VERSION, type ModelDef } from './graph-core.js';
@@ -28,6 +35,8 @@ export interface CompiledModel {
   readonly dir: string;
   /** True when the model was already on disk and nothing was built. */
   readonly hit: boolean;
+  /** Ends this use of the entry (call once its session is disposed); until then it is never evicted. */
+  release(): void;
 }
 
 export const MODEL_FILE = 'model.onnx';
@@ -81,23 +90,209 @@ export function cachedModelPath(cacheDir: string, key: CacheKey): string {
   return join(cacheDir, entryName(key), MODEL_FILE);
 }
 
-const inFlight = new Map<string, Promise<CompiledModel>>();
+const inFlight = new Map<string, Promise<{ hit: boolean }>>();
 
-/** The compiled model for `key`: from the cache, or built by `build` and written there. */
+/**
+ * The compiled model for `key`: from the cache, or built by `build` and written there (then the
+ * cache is trimmed to `maxBytes`, default cacheMaxBytes()). The entry is held until release().
+ */
 export async function compileCached(
   cacheDir: string,
   key: CacheKey,
   build: () => ModelDef | Promise<ModelDef>,
-  writeOptions: WriteOptions = {},
+  writeOptions: WriteOptions & { maxBytes?: number } = {},
 ): Promise<CompiledModel> {
   const dir = join(cacheDir, entryName(key));
   const modelPath = join(dir, MODEL_FILE);
-  if (existsSync(modelPath)) return { modelPath, dir, hit: true };
-  const running = inFlight.get(dir);
-  if (running) return running;
-  const job = compile(cacheDir, dir, key, build, writeOptions).finally(() => inFlight.delete(dir));
-  inFlight.set(dir, job);
-  return job;
+  const release = holdEntry(dir);
+  try {
+    if (existsSync(modelPath)) {
+      touch(dir);
+      return { modelPath, dir, hit: true, release };
+    }
+    let job = inFlight.get(dir);
+    if (!job) {
+      const { maxBytes: _bound, ...write } = writeOptions;
+      job = compile(cacheDir, dir, key, build, write).finally(() => inFlight.delete(dir));
+      inFlight.set(dir, job);
+      const { hit } = await job;
+      holdFile(dir); // the directory exists now
+      await pruneCache(cacheDir, { maxBytes: writeOptions.maxBytes ?? cacheMaxBytes() });
+      return { modelPath, dir, hit, release };
+    }
+    const { hit } = await job;
+    return { modelPath, dir, hit, release };
+  } catch (e) {
+    release();
+    throw e;
+  }
+}
+
+/**
+ * Opens a session on a compiled model and keeps the entry held until that session is disposed
+ * (released at once if the open fails).
+ */
+export async function openHeld<S extends { dispose(): Promise<void> }>(compiled: CompiledModel, open: (modelPath: string) => Promise<S>): Promise<S> {
+  let session: S;
+  try {
+    session = await open(compiled.modelPath);
+  } catch (e) {
+    compiled.release();
+    throw e;
+  }
+  const dispose = session.dispose.bind(session);
+  session.dispose = async () => {
+    try {
+      await dispose();
+    } finally {
+      compiled.release();
+    }
+  };
+  return session;
+}
+
+// ---- use, size bound and eviction ----
+
+const DEFAULT_MAX_BYTES = 32 * 2 ** 30;
+const HELD_PREFIX = '.held-';
+const held = new Map<string, number>();
+
+/** LIKENESS_CACHE_MAX_BYTES (bytes, or with a K/M/G/T suffix, powers of 1024); default 32 GiB. */
+export function cacheMaxBytes(env: NodeJS.ProcessEnv = process.env): number {
+  const raw = env.LIKENESS_CACHE_MAX_BYTES;
+  if (raw === undefined || raw.trim() === '') return DEFAULT_MAX_BYTES;
+  return parseByteSize(raw, 'LIKENESS_CACHE_MAX_BYTES');
+}
+
+/** '68719476736', '64G', '512M', '1.5T' → bytes. */
+export function parseByteSize(raw: string, what: string): number {
+  const m = /^\s*(\d+(?:\.\d+)?)\s*([KMGT]i?B?|B)?\s*$/i.exec(raw);
+  if (!m) throw new Error(`${what}=${JSON.stringify(raw)} is not a size: give bytes, or a number with K, M, G or T (e.g. 64G)`);
+  const unit = (m[2] ?? 'B')[0]!.toUpperCase();
+  const power = { B: 0, K: 1, M: 2, G: 3, T: 4 }[unit as 'B'] ?? 0;
+  return Math.floor(Number(m[1]) * 1024 ** power);
+}
+
+/** Marks the entry in use by this process until the returned function is called (counted per process). */
+export function holdEntry(dir: string): () => void {
+  held.set(dir, (held.get(dir) ?? 0) + 1);
+  holdFile(dir);
+  let done = false;
+  return () => {
+    if (done) return;
+    done = true;
+    const n = (held.get(dir) ?? 1) - 1;
+    if (n > 0) return void held.set(dir, n);
+    held.delete(dir);
+    rmSync(join(dir, `${HELD_PREFIX}${process.pid}`), { force: true });
+  };
+}
+
+/** The `.held-<pid>` marker other processes see (written once the entry's directory exists). */
+function holdFile(dir: string): void {
+  if (!held.has(dir) || !existsSync(dir)) return;
+  try {
+    writeFileSync(join(dir, `${HELD_PREFIX}${process.pid}`), '');
+  } catch {
+    // evicted meanwhile by another process: the caller's open fails with its own message
+  }
+}
+
+function touch(dir: string): void {
+  const now = new Date();
+  try {
+    utimesSync(join(dir, KEY_FILE), now, now);
+  } catch {
+    // an entry from before key.json: its directory's time stands for it
+  }
+}
+
+function alive(pid: number): boolean {
+  if (pid === process.pid) return true;
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+export interface CacheEntry {
+  /** Directory name under the cache. */
+  name: string;
+  net: string;
+  dtype: string;
+  /** The weights identity from key.json (a fingerprint of the model's files, LoRA sets folded in). */
+  weightsHash: string;
+  bytes: number;
+  lastUse: Date;
+  /** In use by this or another living process. */
+  inUse: boolean;
+}
+
+/** The complete entries of a cache directory, least recently used first. */
+export function listCacheEntries(cacheDir: string): CacheEntry[] {
+  if (!existsSync(cacheDir)) return [];
+  const out: CacheEntry[] = [];
+  for (const d of readdirSync(cacheDir, { withFileTypes: true })) {
+    if (!d.isDirectory() || d.name.startsWith('.')) continue;
+    const dir = join(cacheDir, d.name);
+    if (!existsSync(join(dir, MODEL_FILE))) continue;
+    let bytes = 0;
+    let inUse = held.has(dir);
+    for (const f of readdirSync(dir)) {
+      if (f.startsWith(HELD_PREFIX)) {
+        const pid = Number(f.slice(HELD_PREFIX.length));
+        if (Number.isInteger(pid) && alive(pid)) inUse = true;
+        else rmSync(join(dir, f), { force: true }); // its process is gone
+        continue;
+      }
+      try {
+        bytes += statSync(join(dir, f)).size;
+      } catch {
+        // removed meanwhile
+      }
+    }
+    let key: Record<string, unknown> = {};
+    let lastUse: Date;
+    try {
+      key = JSON.parse(readFileSync(join(dir, KEY_FILE), 'utf8')) as Record<string, unknown>;
+      lastUse = statSync(join(dir, KEY_FILE)).mtime;
+    } catch {
+      lastUse = statSync(dir).mtime;
+    }
+    const str = (v: unknown): string => (typeof v === 'string' ? v : '?');
+    out.push({ name: d.name, net: str(key.net), dtype: str(key.dtype), weightsHash: str(key.weightsHash), bytes, lastUse, inUse });
+  }
+  return out.sort((a, b) => a.lastUse.getTime() - b.lastUse.getTime());
+}
+
+/**
+ * Evicts least recently used entries not in use until the cache holds at most `maxBytes`; also
+ * clears abandoned temporaries. Returns what was removed. An entry is renamed away before it is
+ * deleted, so a reader never sees half of one.
+ */
+export async function pruneCache(cacheDir: string, options: { maxBytes?: number } = {}): Promise<CacheEntry[]> {
+  const maxBytes = options.maxBytes ?? cacheMaxBytes();
+  if (!existsSync(cacheDir)) return [];
+  await removeStaleTemps(cacheDir);
+  const entries = listCacheEntries(cacheDir);
+  let total = entries.reduce((n, e) => n + e.bytes, 0);
+  const removed: CacheEntry[] = [];
+  for (const e of entries) {
+    if (total <= maxBytes) break;
+    if (e.inUse) continue;
+    const doomed = join(cacheDir, `.tmp-evict-${process.pid}-${randomBytes(6).toString('hex')}`);
+    try {
+      await rename(join(cacheDir, e.name), doomed);
+    } catch {
+      continue; // raced with another pruner
+    }
+    await rm(doomed, { recursive: true, force: true });
+    total -= e.bytes;
+    removed.push(e);
+  }
+  return removed;
 }
 
 async function compile(
@@ -106,7 +301,7 @@ async function compile(
   key: CacheKey,
   build: () => ModelDef | Promise<ModelDef>,
   writeOptions: WriteOptions,
-): Promise<CompiledModel> {
+): Promise<{ hit: boolean }> {
   await mkdir(cacheDir, { recursive: true });
   await removeStaleTemps(cacheDir);
   const tmp = join(cacheDir, `.tmp-${process.pid}-${randomBytes(6).toString('hex')}`);
@@ -123,11 +318,11 @@ async function compile(
       // Another process finished first: its entry is as good as ours.
       if ((code === 'EEXIST' || code === 'ENOTEMPTY') && existsSync(join(dir, MODEL_FILE))) {
         await rm(tmp, { recursive: true, force: true });
-        return { modelPath: join(dir, MODEL_FILE), dir, hit: false };
+        return { hit: false };
       }
       throw e;
     }
-    return { modelPath: join(dir, MODEL_FILE), dir, hit: false };
+    return { hit: false };
   } catch (e) {
     await rm(tmp, { recursive: true, force: true });
     throw e;

@@ -105,8 +105,27 @@ export interface BuilderOptions {
   attention?: AttentionMode;
   /** Older spelling of attention: 'fused'. */
   fusedAttention?: boolean;
+  /**
+   * Linear weights (by initializer name) that get a low-rank LoRA branch fed at run time:
+   * y = x·Wᵀ + b + ((x·Dᵀ) ⊙ s)·Uᵀ with inputs D = LORA_INPUT.down(name) [r, in], U = LORA_INPUT.up(name)
+   * [out, r] and s = LORA_INPUT.scale(name) [r], r symbolic (0 when no LoRA patches the layer).
+   * See engine/lora/runtime.ts.
+   */
+  loraSlots?: (weightName: string) => boolean;
   metadata?: Record<string, string>;
 }
+
+/** Graph input names of a linear's LoRA branch (BuilderOptions.loraSlots). */
+export const LORA_INPUT = {
+  down: (weight: string): string => `${weight}#lora_down`,
+  up: (weight: string): string => `${weight}#lora_up`,
+  scale: (weight: string): string => `${weight}#lora_scale`,
+  /** The weight a branch input belongs to and which one it is, or undefined for other inputs. */
+  parse(input: string): { weight: string; factor: 'down' | 'up' | 'scale' } | undefined {
+    const m = /^(.*)#lora_(down|up|scale)$/.exec(input);
+    return m ? { weight: m[1]!, factor: m[2] as 'down' | 'up' | 'scale' } : undefined;
+  },
+};
 
 interface InitRecord {
   readonly name: string;
@@ -136,7 +155,9 @@ async function loadRecord(r: InitRecord): Promise<HostArray> {
 export class GraphCore {
   /** The float type the graph computes in. */
   readonly float: FloatDType;
-  protected readonly options: Required<Omit<BuilderOptions, 'metadata' | 'fusedAttention'>> & { metadata: Record<string, string> };
+  protected readonly options: Required<Omit<BuilderOptions, 'metadata' | 'fusedAttention' | 'loraSlots'>> & { metadata: Record<string, string> };
+  /** BuilderOptions.loraSlots. */
+  protected readonly loraSlots: ((weightName: string) => boolean) | undefined;
   private readonly nodes: NodeDef[] = [];
   private readonly inputs: ValueDef[] = [];
   private readonly outputs: ValueDef[] = [];
@@ -158,6 +179,7 @@ export class GraphCore {
       attention: options.attention ?? (options.fusedAttention ? 'fused' : 'plain'),
       metadata: { ...(options.metadata ?? {}) },
     };
+    this.loraSlots = options.loraSlots;
   }
 
   /** A graph input. Float inputs take the graph's float type unless `dtype` says otherwise. */

@@ -13,11 +13,11 @@
 // Tensors carry dtype and shape (numbers where static); numbers stand for scalar constants
 // (g.mul(x, 0.5)); g.scope('down_blocks.0', () => …) names nodes; g.op(…) is the escape hatch.
 import type { DType, HostArray } from './dtype.js';
-import { attr, Tensor, type Attr } from './graph-core.js';
+import { LORA_INPUT, attr, Tensor, type Attr } from './graph-core.js';
 import { TensorOps } from './ops-tensor.js';
 import { UNKNOWN, convOutDim, divDim, isStatic, mulDim, type Dim, type Shape } from './shape.js';
 
-export { Tensor, attr, GRAPH_BUILDER_VERSION, type Attr, type AttentionMode, type BuilderOptions, type ModelDef, type WeightSource, type WeightData } from './graph-core.js';
+export { Tensor, attr, GRAPH_BUILDER_VERSION, LORA_INPUT, type Attr, type AttentionMode, type BuilderOptions, type ModelDef, type WeightSource, type WeightData } from './graph-core.js';
 export type { Operand } from './ops-tensor.js';
 export type { Dim, Shape } from './shape.js';
 
@@ -57,7 +57,26 @@ export class GraphBuilder extends TensorOps {
     if (typeof last === 'number' && last !== inp) throw new Error(`linear: ${x} does not match weight ${w}`);
     const wt = this.variant(w, { key: 'T', dims: [inp!, out!], transform: transpose2d(out!, inp!) }) ?? this.transpose(w, [1, 0]);
     const y = this.matmul(x, wt); // [.., out]
-    return b ? this.add(y, b) : y;
+    const biased = b ? this.add(y, b) : y;
+    return this.loraSlots?.(w.name) ? this.add(biased, this.loraBranch(x, w.name, inp!, out!)) : biased;
+  }
+
+  /**
+   * ((x · Dᵀ) ⊙ s) · Uᵀ for a linear's LoRA slot, with D [r, in], U [out, r] (the factors' own
+   * layouts, so a LoRA file's arrays feed it as they are) and s [r] (scale · alpha / rank per rank
+   * column) float32 graph inputs, cast to the compute type. ORT folds the Transposes into its MatMuls.
+   */
+  private loraBranch(x: Tensor, weight: string, inp: number, out: number): Tensor {
+    const rank = `lora_rank:${weight}`;
+    const factor = (name: string, shape: Shape): Tensor => {
+      const t = this.input(name, shape, 'float32');
+      return t.dtype === x.dtype ? t : this.cast(t, x.dtype);
+    };
+    const down = factor(LORA_INPUT.down(weight), [rank, inp]);
+    const up = factor(LORA_INPUT.up(weight), [out, rank]);
+    const scale = factor(LORA_INPUT.scale(weight), [rank]);
+    const h = this.mul(this.matmul(x, this.transpose(down, [1, 0])), scale); // [.., r]
+    return this.matmul(h, this.transpose(up, [1, 0])); // [.., out]
   }
 
   /** torch.nn.Conv2d (NCHW). */

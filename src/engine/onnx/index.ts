@@ -1,12 +1,15 @@
 // The engine's ONNX layer: build graphs (GraphBuilder), write them (writeModel / compileCached),
 // run them off the main thread (createSession).
-export { GraphBuilder, Tensor, attr, GRAPH_BUILDER_VERSION } from './graph.js';
+export { GraphBuilder, Tensor, attr, GRAPH_BUILDER_VERSION, LORA_INPUT } from './graph.js';
 export type {
   Attr, AttentionMode, AttentionOptions, BuilderOptions, Conv2dOptions, Dim, ModelDef, Operand, ResizeOptions, Shape, WeightData, WeightSource,
 } from './graph.js';
 export type { DType, FloatDType, HostArray, HostTensor } from './dtype.js';
 export { encodeModel, writeModel, weightBytes, type WriteOptions, type WrittenModel } from './serialize.js';
-export { compileCached, cachedModelPath, fingerprintFiles, type CacheKey, type CompiledModel } from './cache.js';
+export {
+  compileCached, cachedModelPath, fingerprintFiles, openHeld, pruneCache, listCacheEntries, cacheMaxBytes,
+  type CacheKey, type CacheEntry, type CompiledModel,
+} from './cache.js';
 export {
   OrtWorker, Session, availableExecutionProviders, checkExecutionProvider, createSession,
   type ExecutionProvider, type GraphOptimizationLevel, type RunOptions, type SessionOptions, type ValueMeta,

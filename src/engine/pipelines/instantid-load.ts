@@ -59,6 +59,11 @@ export interface InstantIdLoadOptions {
   executionProvider?: ExecutionProvider;
   /** ONNX Runtime intra-op threads per session. */
   threads?: number;
+  /**
+   * Build the UNet and both text encoders with run-time LoRA slots (engine/lora/runtime.ts): the
+   * pipeline's setLoras() then switches LoRA sets and scales without a rebuild.
+   */
+  loraSlots?: boolean;
 }
 
 /** The opened nets and what the pipeline needs besides them. */
@@ -91,6 +96,7 @@ export async function loadInstantIdNets(parts: InstantIdParts, options: InstantI
     const encoder = (p: NetFiles, withProjection: boolean): Promise<ClipTextEncoder> => loadClipTextEncoder(p.weights, p.config, {
       cacheDir: options.cacheDir, weightsHash: p.weightsHash, dtype, executionProvider, withProjection,
       outputs: withProjection ? ['penultimate', 'text_embeds'] : ['penultimate'], ...threads,
+      ...(options.loraSlots ? { loraSlots: true } : {}),
     });
     const encoder1 = keep(await encoder(parts.textEncoder, false));
     const encoder2 = keep(await encoder(parts.textEncoder2, true));
@@ -104,7 +110,7 @@ export async function loadInstantIdNets(parts: InstantIdParts, options: InstantI
       weights: asFloat32(parts.unet.weights, dtype),
       weightsHash: parts.unet.weightsHash,
       ipAdapter: { weights: ipAdapterSource(asFloat32(ip.weights, dtype)), weightsHash: ip.weightsHash, numTokens: resampler.config.numQueries, regionMask: true },
-    }, { ...net, controlResiduals: true }));
+    }, { ...net, controlResiduals: true, ...(options.loraSlots ? { loraSlots: true } : {}) }));
     const controlNets: ControlNetRunner[] = [];
     for (const [k, p] of [parts.identityNet, ...(parts.controlNets ?? [])].entries()) {
       const runner = keep(await createControlNetRunner({ config: p.config, weights: asFloat32(p.weights, dtype), weightsHash: p.weightsHash }, net));

@@ -11,6 +11,8 @@
 import { randomBytes } from 'node:crypto';
 import { EngineError } from '../errors.js';
 import type { F32 } from '../nets/net-session.js';
+import { lorasFor, type AppliedLora } from '../lora/apply.js';
+import { runtimeLoraSupport } from '../lora/runtime.js';
 import { parseSeed } from '../rng/seed.js';
 import { createScheduler } from '../schedulers/index.js';
 import { noiseSource, type NoiseKind } from './denoise-math.js';
@@ -144,6 +146,41 @@ export class InstantIdPipeline {
 
   dispose(): Promise<void> {
     return disposeNets(this.nets);
+  }
+
+  /** Whether the nets were built with run-time LoRA slots (InstantIdLoadOptions.loraSlots). */
+  get hasLoraSlots(): boolean {
+    return this.nets.unet.loraSlots.size > 0;
+  }
+
+  /**
+   * Whether setLoras() can apply these LoRAs: { ok: true }, or why not (DoRA, a convolution, or
+   * nets built without slots) — then fuse them at load (withLoras) instead.
+   */
+  runtimeLoraSupport(applied: readonly AppliedLora[]): { ok: true } | { ok: false; reason: string } {
+    if (!this.hasLoraSlots) {
+      return applied.some((a) => a.scale !== 0) ? { ok: false, reason: 'the pipeline was loaded without LoRA slots' } : { ok: true };
+    }
+    for (const component of ['unet', 'text_encoder', 'text_encoder_2'] as const) {
+      const r = runtimeLoraSupport(lorasFor(component, applied));
+      if (!r.ok) return r;
+    }
+    return { ok: true };
+  }
+
+  /**
+   * The LoRAs (with their scales) that later runs apply, as branches in the UNet and both text
+   * encoders: no rebuild, nothing written. [] returns to the base model. Throws
+   * EngineError('lora_not_runtime') when runtimeLoraSupport() says no, leaving the LoRAs as they were.
+   */
+  setLoras(applied: readonly AppliedLora[]): void {
+    const ok = this.runtimeLoraSupport(applied);
+    if (!ok.ok) throw new EngineError('lora_not_runtime', `these LoRAs cannot be applied at run time: ${ok.reason}`);
+    if (!this.hasLoraSlots) return;
+    const { unet, encoder1, encoder2 } = this.nets;
+    unet.setLoras(lorasFor('unet', applied));
+    encoder1.setLoras(lorasFor('text_encoder', applied));
+    encoder2.setLoras(lorasFor('text_encoder_2', applied));
   }
 
   async run(o: InstantIdRunOptions): Promise<InstantIdResult> {

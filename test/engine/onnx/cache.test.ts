@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { GraphBuilder } from '../../../src/engine/onnx/graph.js';
 import {
-  cachedModelPath, canonicalJson, compileCached, fingerprintFiles, type CacheKey,
+  cacheMaxBytes, cachedModelPath, canonicalJson, compileCached, fingerprintFiles, listCacheEntries, parseByteSize, pruneCache, type CacheKey,
 } from '../../../src/engine/onnx/cache.js';
 import { createSession } from '../../../src/engine/onnx/session.js';
 
@@ -81,9 +81,11 @@ test('large models are cached with their external data', async () => {
   const dir = join(root, 'external');
   const b = counted();
   const first = await compileCached(dir, key, b.build, { externalDataThreshold: 0, minExternalBytes: 0 });
-  assert.deepEqual(readdirSync(first.dir).sort(), ['key.json', 'model.onnx', 'model.onnx.data']);
+  assert.deepEqual(readdirSync(first.dir).sort(), [`.held-${process.pid}`, 'key.json', 'model.onnx', 'model.onnx.data'], 'the model, its data, its key and our hold');
   const s = await createSession(first.modelPath, { intraOpThreads: 1 });
   await s.dispose();
+  first.release();
+  assert.ok(!readdirSync(first.dir).includes(`.held-${process.pid}`));
 });
 
 test('canonicalJson sorts keys at every depth', () => {
@@ -104,4 +106,51 @@ test('fingerprintFiles sees changes in its samples; full mode sees every byte', 
   bytes[Math.floor((bytes.length * 8) / 17) + 10] = 1; // inside a sampled block
   writeFileSync(a, bytes);
   assert.notEqual(await fingerprintFiles([a]), sampled);
+});
+
+test('the cache stays under its bound: least recently used entries go first, never one in use', async () => {
+  const dir = join(root, 'bounded');
+  const k = (n: number): CacheKey => ({ ...key, weightsHash: `bound-${n}` });
+  const one = await compileCached(dir, k(1), counted().build);
+  const size = listCacheEntries(dir)[0]!.bytes;
+  assert.ok(size > 0);
+  const two = await compileCached(dir, k(2), counted().build);
+  two.release();
+  await new Promise((r) => setTimeout(r, 20));
+  const three = await compileCached(dir, k(3), counted().build);
+  three.release();
+  // entry 1 is the oldest but held; 2 is the least recently used free one
+  await new Promise((r) => setTimeout(r, 20));
+  (await compileCached(dir, k(2), counted().build)).release(); // a hit: 2 becomes the most recent
+  const four = await compileCached(dir, k(4), counted().build, { maxBytes: 2 * size + size / 2 });
+  const left = listCacheEntries(dir).map((e) => e.weightsHash);
+  assert.deepEqual(left.sort(), ['bound-1', 'bound-4'].sort(),
+    'over the bound, 3 (least recently used) then 2 were evicted; 1 is in use and 4 was just written');
+  assert.ok(listCacheEntries(dir).find((e) => e.weightsHash === 'bound-1')!.inUse);
+  one.release();
+  four.release();
+  assert.ok(listCacheEntries(dir).every((e) => !e.inUse), 'release() ends the use');
+  const removed = await pruneCache(dir, { maxBytes: size });
+  assert.deepEqual(removed.map((e) => e.weightsHash), ['bound-1'], 'prune keeps the most recent that fit');
+  assert.equal(readdirSync(dir).filter((n) => n.startsWith('.tmp')).length, 0, 'no eviction leftovers');
+});
+
+test('a hold by another living process keeps an entry; one by a dead process does not', async () => {
+  const dir = join(root, 'held-elsewhere');
+  const e = await compileCached(dir, { ...key, weightsHash: 'other' }, counted().build);
+  e.release();
+  writeFileSync(join(e.dir, `.held-${process.ppid}`), ''); // the test runner: alive
+  assert.deepEqual(await pruneCache(dir, { maxBytes: 0 }), []);
+  rmSync(join(e.dir, `.held-${process.ppid}`));
+  writeFileSync(join(e.dir, '.held-999999999'), ''); // no such process
+  assert.equal((await pruneCache(dir, { maxBytes: 0 })).length, 1);
+});
+
+test('LIKENESS_CACHE_MAX_BYTES takes bytes or K/M/G/T; a bad value is named', () => {
+  assert.equal(cacheMaxBytes({}), 32 * 2 ** 30);
+  assert.equal(cacheMaxBytes({ LIKENESS_CACHE_MAX_BYTES: '1000' }), 1000);
+  assert.equal(cacheMaxBytes({ LIKENESS_CACHE_MAX_BYTES: '64G' }), 64 * 2 ** 30);
+  assert.equal(cacheMaxBytes({ LIKENESS_CACHE_MAX_BYTES: '1.5GiB' }), 1.5 * 2 ** 30);
+  assert.equal(parseByteSize('512m', 'x'), 512 * 2 ** 20);
+  assert.throws(() => cacheMaxBytes({ LIKENESS_CACHE_MAX_BYTES: 'lots' }), /LIKENESS_CACHE_MAX_BYTES="lots" is not a size/);
 });

@@ -4,6 +4,8 @@
 //   modules          the file's modules map to exactly the diffusers/transformers modules the case lists
 //   merged_weights   W' read through withLoras() vs an independent merge from the kohya tensors by name
 //   unet_output, te1_*, te2_*   the nets run on the merged weights vs diffusers + PEFT
+//   unet_output_runtime, te1_/te2_*_runtime   the same with the Linear deltas as run-time branches
+//                    (lora/runtime.ts; LoCon convs stay fused), against the same references
 import { join } from 'node:path';
 import { loadCase, type GoldenCase } from '../case.js';
 import { compareClose, maxAbs, type Check } from '../compare.js';
@@ -56,33 +58,48 @@ export async function evaluate(c: GoldenCase): Promise<Check[]> {
       weights: withLoras(mergeSources([unet.weights]), lorasFor('unet', applied)),
       weightsHash: loraCacheKey(await weightsHashOf([unet.weightsPath]), [{ id: lora.id, scale }]),
     }, { cacheDir: goldenCacheDir(), session: { intraOpThreads: 1 } });
+    // the run-time form: Linear deltas as branches, the rest (LoCon convs) fused
+    const unetDeltas = lora.deltas.unet;
+    const branched = unetDeltas.filter((d) => !d.dora && d.targetShape.length === 2);
+    const fusedRest = unetDeltas.filter((d) => !branched.includes(d));
+    const slotted = await createUnetRunner({
+      config: unet.config,
+      weights: withLoras(mergeSources([unet.weights]), [{ deltas: fusedRest, scale }]),
+      weightsHash: loraCacheKey(await weightsHashOf([unet.weightsPath]), [{ id: `${lora.id}:not-branched`, scale }]),
+    }, { cacheDir: goldenCacheDir(), loraSlots: true, session: { intraOpThreads: 1 } });
+    slotted.setLoras([{ deltas: branched, scale }]);
     try {
       const unetCase = loadCase(unet.dir);
       try {
-        const out = await runner.run({
+        const inputs = {
           sample: ioF32(unetCase, 'sample'),
           timestep: ioF32(unetCase, 'timestep'),
           encoderHiddenStates: ioF32(unetCase, 'encoder_hidden_states'),
           textEmbeds: ioF32(unetCase, 'text_embeds'),
           timeIds: ioF32(unetCase, 'time_ids'),
-        });
-        checks.push(compareClose('unet_output', out.data, c.io().readFloat32('unet_output'), c.tolerance));
+        };
+        const expected = c.io().readFloat32('unet_output');
+        checks.push(compareClose('unet_output', (await runner.run(inputs)).data, expected, c.tolerance));
+        checks.push(compareClose('unet_output_runtime', (await slotted.run(inputs)).data, expected, c.tolerance));
       } finally {
         unetCase.close();
       }
     } finally {
       await runner.dispose();
+      await slotted.dispose();
     }
 
     // Text encoders, on this case's input_ids
     const ids = c.io().read('input_ids') as BigInt64Array;
     const [batch, seqLen] = c.io().info('input_ids').shape as [number, number];
-    const encode = async (base: Base, withProjection: boolean, component: 'text_encoder' | 'text_encoder_2'): Promise<ClipTextOutputs> => {
-      const encoder = await loadClipTextEncoder(withLoras(base.weights, lorasFor(component, applied)), base.config, {
+    const encode = async (base: Base, withProjection: boolean, component: 'text_encoder' | 'text_encoder_2', runtime = false): Promise<ClipTextOutputs> => {
+      const encoder = await loadClipTextEncoder(runtime ? base.weights : withLoras(base.weights, lorasFor(component, applied)), base.config, {
         withProjection, intraOpThreads: 1, interOpThreads: 1,
         outputs: withProjection ? ['penultimate', 'text_embeds'] : ['penultimate', 'last_hidden_state', 'pooled'],
+        ...(runtime ? { loraSlots: true } : {}),
       });
       try {
+        if (runtime) encoder.setLoras(lorasFor(component, applied));
         return await encoder.encode(ids, batch, seqLen);
       } finally {
         await encoder.dispose();
@@ -95,6 +112,11 @@ export async function evaluate(c: GoldenCase): Promise<Check[]> {
     checks.push(expect('te1_hidden_states_penultimate', o1.penultimate), expect('te1_last_hidden_state', o1.lastHidden), expect('te1_pooler_output', o1.pooled));
     const o2 = await encode(te2, true, 'text_encoder_2');
     checks.push(expect('te2_hidden_states_penultimate', o2.penultimate), expect('te2_text_embeds', o2.textEmbeds));
+    const rename = (check: Check): Check => ({ ...check, name: `${check.name}_runtime` });
+    const r1 = await encode(te1, false, 'text_encoder', true);
+    checks.push(rename(expect('te1_hidden_states_penultimate', r1.penultimate)), rename(expect('te1_pooler_output', r1.pooled)));
+    const r2 = await encode(te2, true, 'text_encoder_2', true);
+    checks.push(rename(expect('te2_hidden_states_penultimate', r2.penultimate)), rename(expect('te2_text_embeds', r2.textEmbeds)));
     return checks;
   } finally {
     lora.close();
