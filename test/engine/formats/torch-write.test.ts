@@ -2,10 +2,19 @@
 // what torch.load expects (stored entries, correct CRC-32s, data aligned to 64 bytes, archive/version).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { crc32 } from 'node:zlib';
 import { TorchCheckpoint } from '../../../src/engine/formats/torch-pickle.js';
 import { encodeTorchStateDict } from '../../../src/engine/formats/torch-write.js';
 import { scratchDir } from './fixtures.js';
+
+/** CRC-32 (IEEE, reflected 0xEDB88320) bit by bit — the reference the writer's table version must match (zlib.crc32 needs Node ≥ 20.15). */
+function crc32(data: Uint8Array): number {
+  let c = 0xffffffff;
+  for (const byte of data) {
+    c ^= byte;
+    for (let k = 0; k < 8; k++) c = c & 1 ? (c >>> 1) ^ 0xedb88320 : c >>> 1;
+  }
+  return (c ^ 0xffffffff) >>> 0;
+}
 
 const tensors: [string, { shape: number[]; data: Float32Array }][] = [
   ['conv1_1.weight', { shape: [2, 3, 1, 1], data: Float32Array.of(1, -2, 3.5, 1e-20, -0, 7) }],
