@@ -67,7 +67,7 @@ webgpuTest('a Run through `likeness serve` with LIKENESS_EP=webgpu: /healthz nam
   const project = (await store.findProject('default'))!;
   const { apiKey, apiSecret } = await store.createKey(project.id);
   await store.close();
-  let nonce = Date.now() * 1000;
+  let nonce = Date.now(); // millisecond timestamps, one per request (the replay rules: a fresh timestamp in the window)
   const headers = (): Record<string, string> => {
     const n = String(nonce++);
     return { 'x-api-key': apiKey, 'x-nonce': n, 'x-signature': sign(apiKey, apiSecret!, n) };
