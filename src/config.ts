@@ -20,6 +20,23 @@ export interface ServiceConfig {
   bodyLimit: number;
   /** How long Task/Kill waits for a running task to stop before answering with its current state. */
   killWaitMs: number;
+  // ---- Limits and timeouts (docs/architecture.md, "Limits and failure modes").
+  /** How long a database write waits for a lock another process holds before the request or task fails. */
+  dbBusyRetryMs: number;
+  /** A client must send its request headers within this time. */
+  headersTimeoutMs: number;
+  /** A client must send its whole request (headers and body) within this time. */
+  requestTimeoutMs: number;
+  /** A connection with no traffic for this long is closed (also bounds keep-alive between requests). */
+  idleTimeoutMs: number;
+  /** Open connections one client address may hold at once; more are closed at once. */
+  maxConnectionsPerAddress: number;
+  /** Largest single text field of a Run (multipart field or JSON string), in bytes. */
+  maxFieldBytes: number;
+  /** Largest stored parameter record of one task (the declared fields, as JSON), in bytes. */
+  maxTaskRecordBytes: number;
+  /** On SIGTERM/SIGINT a running task is given this long to finish before it is failed, not billed. */
+  stopGraceMs: number;
 }
 
 export const DEFAULTS = {
@@ -31,6 +48,14 @@ export const DEFAULTS = {
   maxImagePixels: 40_000_000,
   bodyLimit: 25 * 1024 * 1024,
   killWaitMs: 30_000,
+  dbBusyRetryMs: 30_000,
+  headersTimeoutMs: 10_000,
+  requestTimeoutMs: 120_000,
+  idleTimeoutMs: 30_000,
+  maxConnectionsPerAddress: 64,
+  maxFieldBytes: 64 * 1024,
+  maxTaskRecordBytes: 256 * 1024,
+  stopGraceMs: 10_000,
 } as const;
 
 function num(value: string | undefined, fallback: number, name: string): number {
@@ -58,5 +83,14 @@ export function loadConfig(
     maxImagePixels: overrides.maxImagePixels ?? num(env.LIKENESS_MAX_IMAGE_PIXELS, DEFAULTS.maxImagePixels, 'LIKENESS_MAX_IMAGE_PIXELS'),
     bodyLimit: overrides.bodyLimit ?? num(env.LIKENESS_BODY_LIMIT, DEFAULTS.bodyLimit, 'LIKENESS_BODY_LIMIT'),
     killWaitMs: overrides.killWaitMs ?? DEFAULTS.killWaitMs,
+    dbBusyRetryMs: overrides.dbBusyRetryMs ?? num(env.LIKENESS_DB_BUSY_MS, DEFAULTS.dbBusyRetryMs, 'LIKENESS_DB_BUSY_MS'),
+    headersTimeoutMs: overrides.headersTimeoutMs ?? num(env.LIKENESS_HEADERS_TIMEOUT_MS, DEFAULTS.headersTimeoutMs, 'LIKENESS_HEADERS_TIMEOUT_MS'),
+    requestTimeoutMs: overrides.requestTimeoutMs ?? num(env.LIKENESS_REQUEST_TIMEOUT_MS, DEFAULTS.requestTimeoutMs, 'LIKENESS_REQUEST_TIMEOUT_MS'),
+    idleTimeoutMs: overrides.idleTimeoutMs ?? num(env.LIKENESS_IDLE_TIMEOUT_MS, DEFAULTS.idleTimeoutMs, 'LIKENESS_IDLE_TIMEOUT_MS'),
+    maxConnectionsPerAddress: overrides.maxConnectionsPerAddress
+      ?? num(env.LIKENESS_MAX_CONNECTIONS_PER_ADDRESS, DEFAULTS.maxConnectionsPerAddress, 'LIKENESS_MAX_CONNECTIONS_PER_ADDRESS'),
+    maxFieldBytes: overrides.maxFieldBytes ?? num(env.LIKENESS_MAX_FIELD_BYTES, DEFAULTS.maxFieldBytes, 'LIKENESS_MAX_FIELD_BYTES'),
+    maxTaskRecordBytes: overrides.maxTaskRecordBytes ?? num(env.LIKENESS_MAX_TASK_RECORD_BYTES, DEFAULTS.maxTaskRecordBytes, 'LIKENESS_MAX_TASK_RECORD_BYTES'),
+    stopGraceMs: overrides.stopGraceMs ?? num(env.LIKENESS_STOP_GRACE_MS, DEFAULTS.stopGraceMs, 'LIKENESS_STOP_GRACE_MS'),
   };
 }

@@ -34,10 +34,10 @@ export interface ServiceOptions {
   pollMs?: number;
 }
 
-export function openStore(config: ServiceConfig): SqliteTaskStore {
+export function openStore(config: Pick<ServiceConfig, 'home'> & Partial<Pick<ServiceConfig, 'dbBusyRetryMs'>>): SqliteTaskStore {
   mkdirSync(config.home, { recursive: true });
   const path = join(config.home, 'likeness.db');
-  const store = new SqliteTaskStore(path);
+  const store = new SqliteTaskStore(path, config.dbBusyRetryMs !== undefined ? { busyRetryMs: config.dbBusyRetryMs } : {});
   try {
     chmodSync(path, 0o600); // it holds API secrets
   } catch {

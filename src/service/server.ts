@@ -7,6 +7,7 @@ import { authenticate, NonceCache } from './auth.js';
 import type { ServiceContext } from './context.js';
 import { ApiError, failure } from './http.js';
 import type { ApiKeyRecord } from './store/types.js';
+import { StoreUnavailableError, isBusyError } from './store/sqlite.js';
 import { runRoutes } from './routes/run.js';
 import { taskRoutes } from './routes/task.js';
 import { toolRoutes } from './routes/tool.js';
@@ -80,6 +81,10 @@ export async function buildServer(ctx: ServiceContext, dispatcher: Dispatcher, o
 
   app.setErrorHandler((err: Error & { statusCode?: number; code?: string }, req, reply) => {
     if (err instanceof ApiError) return reply.code(err.httpStatus).send(failure([{ code: err.code, message: err.message }]));
+    if (err instanceof StoreUnavailableError || isBusyError(err)) {
+      ctx.log.warn(`${req.method} ${req.url}: ${err.message}`);
+      return reply.code(503).header('retry-after', '2').send(failure([{ code: 0, message: `${err.message} Try again in a moment.` }]));
+    }
     if (err.code === 'FST_ERR_CTP_BODY_TOO_LARGE' || err.code === 'FST_REQ_FILE_TOO_LARGE' || err.code === 'FST_FILES_LIMIT' || err.code === 'FST_PARTS_LIMIT' || err.code === 'FST_FIELDS_LIMIT') {
       return reply.code(413).send(failure([{ code: 0, message: `Request is too large (${err.message}). Images may be at most ${ctx.config.maxImageBytes} bytes.` }]));
     }

@@ -7,7 +7,8 @@ import type { ServiceContext, ServiceTool } from './context.js';
 import { hexId, randomToken } from './ids.js';
 import type { InputFile, RunContext, StepProgress } from './runner.js';
 import { TaskInputError } from './runner.js';
-import type { FileRecord, TaskRecord } from './store/types.js';
+import type { FileRecord, TaskPatch, TaskRecord } from './store/types.js';
+import { StoreUnavailableError } from './store/sqlite.js';
 import { advance, announceTerminal } from './tasks/lifecycle.js';
 import { progressMessage } from './tasks/serialize.js';
 import { taskDir } from './files.js';
@@ -17,6 +18,18 @@ class Killed extends Error {
     super('killed');
   }
 }
+
+/** Why a shutdown ends a task: not the user's doing, so pexit 1 and no bill (a Kill is task_cancel, billed). */
+export const STOPPED_REASON = 'The server stopped before this task finished (the server stopped; not billed). Run it again.';
+
+/** The abort reason the worker gives a running task when the server shuts down. */
+class Shutdown extends Error {
+  constructor() {
+    super(STOPPED_REASON);
+  }
+}
+
+const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms).unref());
 
 /** Message of an error for debugerror: the user's own message where we have one, never a stack. */
 function reason(err: unknown): string {
@@ -28,7 +41,9 @@ export class Worker {
   private running = false;
   private wakeUp: (() => void) | undefined;
   private loop: Promise<void> | undefined;
-  private current: { taskId: number; abort: AbortController } | undefined;
+  private current: { taskId: number; abort: AbortController; done: Promise<void> } | undefined;
+  /** Terminal writes the database refused (locked past the retry window, disk full): retried before the next claim. */
+  private readonly unfinished = new Map<number, { status: 'task_postprocess_end' | 'task_cancel'; patch: TaskPatch }>();
 
   constructor(private readonly ctx: ServiceContext, private readonly pollMs = 1000) {}
 
@@ -43,27 +58,45 @@ export class Worker {
     this.wakeUp?.();
   }
 
-  /** Stops claiming; a running task is given `graceMs` to finish, then killed. */
-  async stop(graceMs = 0): Promise<void> {
+  /**
+   * Stops claiming (queued tasks stay queued for the next start). A running task is given `graceMs` to
+   * finish; then it is aborted and ended as pexit 1 "the server stopped; not billed". If the runner does not
+   * return within `abortWaitMs` of the abort, the task is ended that way directly and stop() returns.
+   */
+  async stop(graceMs = 0, abortWaitMs = 5000): Promise<void> {
     this.running = false;
     this.wake();
-    if (this.current && graceMs === 0) this.current.abort.abort();
-    const timer = graceMs > 0 ? setTimeout(() => this.current?.abort.abort(), graceMs) : undefined;
+    const current = this.current;
+    if (current) {
+      const finished = await Promise.race([current.done.then(() => true), sleep(graceMs).then(() => false)]);
+      if (!finished) {
+        current.abort.abort(new Shutdown());
+        const returned = await Promise.race([current.done.then(() => true), sleep(abortWaitMs).then(() => false)]);
+        if (!returned) {
+          this.ctx.log.error(`task ${current.taskId} did not stop within ${abortWaitMs} ms of the shutdown; ending it as not billed`);
+          await this.end(current.taskId, 'task_postprocess_end', { debugerror: STOPPED_REASON, pexit: '1', progress: null });
+          return;
+        }
+      }
+    }
     await this.loop;
-    clearTimeout(timer);
   }
 
   private async run(): Promise<void> {
     while (this.running) {
       let task: TaskRecord | undefined;
       try {
+        await this.retryUnfinished();
         task = await this.ctx.store.claimNext(this.id);
       } catch (err) {
         this.ctx.log.error(`worker could not claim a task: ${reason(err)}`);
       }
       if (task) {
         this.ctx.events.publish({ taskId: task.id, type: 'task_accept', message: null });
-        await this.process(task);
+        const done = this.process(task).catch((err: unknown) => this.ctx.log.error(`worker: task ${task.id}: ${reason(err)}`));
+        this.current = { ...this.current!, done };
+        await done;
+        this.current = undefined;
         continue;
       }
       await new Promise<void>((resolve) => {
@@ -77,10 +110,31 @@ export class Worker {
     }
   }
 
+  /** Ends a task, or keeps the write for retryUnfinished() when the database refuses it now. */
+  private async end(taskId: number, status: 'task_postprocess_end' | 'task_cancel', patch: TaskPatch): Promise<TaskRecord | undefined> {
+    try {
+      const ended = (await this.ctx.store.finish(taskId, status, patch, [])) ?? (await this.ctx.store.getTaskById(taskId));
+      this.unfinished.delete(taskId);
+      return ended;
+    } catch (err) {
+      this.ctx.log.error(`task ${taskId} could not be ended (${reason(err)}); retrying before the next task`);
+      this.unfinished.set(taskId, { status, patch });
+      return undefined;
+    }
+  }
+
+  private async retryUnfinished(): Promise<void> {
+    for (const [taskId, { status, patch }] of [...this.unfinished]) {
+      const ended = await this.end(taskId, status, patch);
+      if (!ended) throw new Error('the database is still unavailable');
+      await announceTerminal(this.ctx, ended);
+    }
+  }
+
   private async process(task: TaskRecord): Promise<void> {
     const ctx = this.ctx;
     const abort = new AbortController();
-    this.current = { taskId: task.id, abort };
+    this.current = { taskId: task.id, abort, done: Promise.resolve() };
     const offKill = ctx.events.onKill(task.id, () => abort.abort());
     const staged: FileRecord[] = [];
     const stagingDir = join('staging', String(task.id));
@@ -104,13 +158,14 @@ export class Worker {
         params: task.params,
         inputs,
         signal: abort.signal,
+        // Output lines and progress are best effort: a locked or full database loses a line, never the server.
         log: (line) => {
-          void ctx.store.patch(task.id, { appendOutput: `${line}\n` });
+          ctx.store.patch(task.id, { appendOutput: `${line}\n` }).catch((err: unknown) => ctx.log.warn(`task ${task.id}: output line not stored: ${reason(err)}`));
           ctx.events.publish({ taskId: task.id, type: 'task_output', message: line });
         },
         progress: (p: StepProgress) => {
           const progress = { ...p, elapsed: (Date.now() - started.at) / 1000 };
-          void ctx.store.transition(task.id, 'task_output', { progress });
+          ctx.store.transition(task.id, 'task_output', { progress }).catch((err: unknown) => ctx.log.warn(`task ${task.id}: progress not stored: ${reason(err)}`));
           ctx.events.publish({ taskId: task.id, type: 'task_output', message: progressMessage(progress) });
         },
         writeOutput: async (name, bytes, contentType) => {
@@ -142,10 +197,10 @@ export class Worker {
       if (!done) throw new Killed();
       await announceTerminal(ctx, done);
     } catch (err) {
-      await this.fail(task, err, phase, abort.signal.aborted || err instanceof Killed, staged);
+      const shutdown = abort.signal.reason instanceof Shutdown;
+      await this.fail(task, shutdown ? abort.signal.reason : err, phase, !shutdown && (abort.signal.aborted || err instanceof Killed), staged);
     } finally {
       offKill();
-      this.current = undefined;
       await ctx.files.remove(stagingDir).catch(() => undefined);
     }
   }
@@ -154,16 +209,18 @@ export class Worker {
     const ctx = this.ctx;
     for (const f of staged) await ctx.files.remove(f.path).catch(() => undefined);
     let ended: TaskRecord | undefined;
+    // The server's own failures (shutdown, database unavailable) end as pexit 1, not billed, whatever the phase.
+    const ours = err instanceof Shutdown || err instanceof StoreUnavailableError;
     if (killed) {
-      ended = await ctx.store.finish(task.id, 'task_cancel', { progress: null, pexit: '0' }, []);
-    } else if (phase === 'preprocess') {
-      ended = await ctx.store.finish(task.id, 'task_error', { debugerror: reason(err), pexit: '1', progress: null }, []);
+      ended = await this.end(task.id, 'task_cancel', { progress: null, pexit: '0' });
+    } else if (phase === 'preprocess' && !ours) {
+      ended = (await ctx.store.finish(task.id, 'task_error', { debugerror: reason(err), pexit: '1', progress: null }, []).catch(() => undefined))
+        ?? (await this.end(task.id, 'task_postprocess_end', { debugerror: reason(err), pexit: '1', progress: null }));
     } else {
-      if (!(err instanceof TaskInputError)) ctx.log.error(`task ${task.id} failed: ${err instanceof Error ? err.stack : String(err)}`);
-      ended = await ctx.store.finish(task.id, 'task_postprocess_end', { debugerror: reason(err), pexit: '1', progress: null }, []);
+      if (!(err instanceof TaskInputError) && !ours) ctx.log.error(`task ${task.id} failed: ${err instanceof Error ? err.stack : String(err)}`);
+      ended = await this.end(task.id, 'task_postprocess_end', { debugerror: reason(err), pexit: '1', progress: null });
     }
-    ended ??= await ctx.store.getTaskById(task.id);
-    if (ended) await announceTerminal(ctx, ended);
+    if (ended) await announceTerminal(ctx, ended).catch((e: unknown) => ctx.log.error(`task ${task.id}: announcing its end failed: ${reason(e)}`));
   }
 
   /** Reads each uploaded input, and downloads each URL input through the guarded fetcher, into the task's folder. */

@@ -64,6 +64,43 @@ CREATE INDEX IF NOT EXISTS files_task ON files(task_id, role);
 CREATE UNIQUE INDEX IF NOT EXISTS files_access ON files(access_key, name);
 `;
 
+// ---- Reliability (issue 13): each column is added once, in its own statement, so other branches'
+// migrations merge beside it. `attempts` counts the runs of a task that were cut off by the process
+// stopping (crash, kill -9, power): a task that has taken the process down twice is failed, not requeued.
+const MIGRATIONS_RELIABILITY: { table: string; column: string; ddl: string }[] = [
+  { table: 'tasks', column: 'attempts', ddl: 'ALTER TABLE tasks ADD COLUMN attempts INTEGER NOT NULL DEFAULT 0' },
+];
+
+/** Errors SQLite raises when another connection holds the lock: worth waiting for, never fatal. */
+const BUSY_CODES = new Set(['SQLITE_BUSY', 'SQLITE_BUSY_SNAPSHOT', 'SQLITE_BUSY_RECOVERY', 'SQLITE_LOCKED', 'SQLITE_LOCKED_SHAREDCACHE']);
+
+export function isBusyError(err: unknown): boolean {
+  return typeof err === 'object' && err !== null && BUSY_CODES.has(String((err as { code?: unknown }).code));
+}
+
+/** The database file or its disk is full (or the disk failed to write). */
+export function isFullError(err: unknown): boolean {
+  const code = String((err as { code?: unknown } | null)?.code ?? '');
+  return code === 'SQLITE_FULL' || code.startsWith('SQLITE_IOERR');
+}
+
+/** A write that could not be made: the database stayed locked past the retry window, or the disk is full. */
+export class StoreUnavailableError extends Error {
+  readonly code = 'LIKENESS_STORE_UNAVAILABLE';
+  constructor(override readonly cause: unknown, waitedMs: number) {
+    super(isFullError(cause)
+      ? 'The database could not be written: the disk is full (or failed). Free space under LIKENESS_HOME.'
+      : `The database stayed locked by another process for ${Math.round(waitedMs / 1000)} s.`);
+    this.name = 'StoreUnavailableError';
+  }
+}
+
+/** A task in flight when the process stopped this many times is failed instead of requeued. */
+export const MAX_CRASHES = 2;
+
+/** Largest WAL kept on disk after a checkpoint (SQLite truncates it back to this). */
+export const WAL_SIZE_LIMIT_BYTES = 64 * 1024 * 1024;
+
 /** A thread with its own connection that checkpoints the WAL every second (PASSIVE: never blocks writers). */
 function startCheckpointer(path: string): Worker {
   const code = `
@@ -71,10 +108,16 @@ function startCheckpointer(path: string): Worker {
     const Database = require(workerData.module);
     const db = new Database(workerData.path);
     db.pragma('busy_timeout = 1000');
-    const timer = setInterval(() => { try { db.pragma('wal_checkpoint(PASSIVE)'); } catch {} }, 1000);
+    db.pragma('journal_size_limit = ' + workerData.walLimit);
+    let ticks = 0;
+    // PASSIVE every second never blocks a writer; every 30 s a TRUNCATE (waits up to busy_timeout for
+    // readers) resets the WAL so it cannot grow without bound under a steady stream of writes.
+    const timer = setInterval(() => {
+      try { db.pragma(++ticks % 30 === 0 ? 'wal_checkpoint(TRUNCATE)' : 'wal_checkpoint(PASSIVE)'); } catch {}
+    }, 1000);
     parentPort.on('message', () => { clearInterval(timer); db.close(); parentPort.close(); });
   `;
-  const worker = new Worker(code, { eval: true, workerData: { path, module: createRequire(import.meta.url).resolve('better-sqlite3') } });
+  const worker = new Worker(code, { eval: true, workerData: { path, walLimit: WAL_SIZE_LIMIT_BYTES, module: createRequire(import.meta.url).resolve('better-sqlite3') } });
   worker.unref();
   return worker;
 }
@@ -83,7 +126,7 @@ interface TaskRow {
   id: number; uuid: string; project_id: number; tool: string; socket_token: string; status: string;
   parameters: string; params: string; debugoutput: string; debugerror: string; pexit: string | null;
   callback_url: string; callback: string | null; progress: string | null; cps: string; kill_requested: number;
-  folder_id: string; worker_id: string | null;
+  folder_id: string; worker_id: string | null; attempts: number;
   [time: string]: unknown;
 }
 
@@ -133,19 +176,30 @@ export class SqliteTaskStore implements TaskStore {
   private readonly statements = new Map<string, Statement>();
   private readonly checkpointer: Worker | undefined;
 
-  constructor(path: string, opts: { now?: () => number } = {}) {
+  /** How long a write waits, in short asynchronous retries, for a lock another process holds. */
+  private readonly busyRetryMs: number;
+
+  constructor(path: string, opts: { now?: () => number; busyRetryMs?: number } = {}) {
     this.now = opts.now ?? Date.now;
+    this.busyRetryMs = opts.busyRetryMs ?? 30_000;
     this.db = new Database(path);
     this.db.pragma('journal_mode = WAL');
     this.db.pragma('synchronous = NORMAL');
     this.db.pragma('foreign_keys = ON');
-    this.db.pragma('busy_timeout = 5000');
+    // better-sqlite3 waits synchronously: a long busy_timeout would freeze every request. Wait briefly
+    // here and retry asynchronously (write()), so the event loop keeps serving while the lock is held.
+    this.db.pragma('busy_timeout = 25');
+    this.db.pragma(`journal_size_limit = ${WAL_SIZE_LIMIT_BYTES}`);
     // Checkpoint the WAL from a second connection on a worker thread, not inside whichever request's
     // write crosses the threshold: automatic checkpoints stalled a Run every ~180 inserts in the API
     // benchmark, and a timer on this thread stalled a batch of requests every tick instead.
     this.db.pragma('wal_autocheckpoint = 0');
     this.checkpointer = path === ':memory:' ? undefined : startCheckpointer(path);
     this.db.exec(SCHEMA);
+    for (const m of MIGRATIONS_RELIABILITY) {
+      const has = this.db.prepare<[], { name: string }>(`SELECT name FROM pragma_table_info('${m.table}')`).all().some((c) => c.name === m.column);
+      if (!has) this.db.exec(m.ddl);
+    }
     const db = this.db;
     this.stmt = {
       taskById: db.prepare<[number], TaskRow>('SELECT * FROM tasks WHERE id = ?'),
@@ -166,6 +220,27 @@ export class SqliteTaskStore implements TaskStore {
     };
   }
 
+  /**
+   * Runs a write, retrying while another connection holds the lock (backoff 10 ms → 250 ms) for up to
+   * busyRetryMs; then, or at once for a full disk, throws StoreUnavailableError. Never lets SQLITE_BUSY out.
+   */
+  private async write<T>(fn: () => T): Promise<T> {
+    const start = Date.now();
+    let delay = 10;
+    for (;;) {
+      try {
+        return fn();
+      } catch (err) {
+        const waited = Date.now() - start;
+        if (isFullError(err)) throw new StoreUnavailableError(err, waited);
+        if (!isBusyError(err)) throw err;
+        if (waited >= this.busyRetryMs) throw new StoreUnavailableError(err, waited);
+        await new Promise((r) => setTimeout(r, Math.min(delay, Math.max(1, this.busyRetryMs - waited))));
+        delay = Math.min(delay * 2, 250);
+      }
+    }
+  }
+
   private sql<P extends unknown[] = unknown[], R = unknown>(text: string): Statement<P, R> {
     let st = this.statements.get(text);
     if (!st) {
@@ -177,7 +252,7 @@ export class SqliteTaskStore implements TaskStore {
 
   async createProject(name: string, auth: AuthMode): Promise<Project> {
     const createdAt = this.now();
-    const info = this.sql('INSERT INTO projects (name, auth, created_at) VALUES (?, ?, ?)').run(name, auth, createdAt);
+    const info = await this.write(() => this.sql('INSERT INTO projects (name, auth, created_at) VALUES (?, ?, ?)').run(name, auth, createdAt));
     return { id: Number(info.lastInsertRowid), name, auth, createdAt };
   }
 
@@ -197,8 +272,8 @@ export class SqliteTaskStore implements TaskStore {
     if (!project) throw new Error(`no project with id ${projectId}`);
     const apiKey = randomToken(32);
     const apiSecret = project.auth === 'signature' ? randomToken(40) : null;
-    this.sql('INSERT INTO api_keys (api_key, api_secret, project_id, created_at) VALUES (?, ?, ?, ?)')
-      .run(apiKey, apiSecret, projectId, this.now());
+    await this.write(() => this.sql('INSERT INTO api_keys (api_key, api_secret, project_id, created_at) VALUES (?, ?, ?, ?)')
+      .run(apiKey, apiSecret, projectId, this.now()));
     return { apiKey, apiSecret };
   }
 
@@ -225,7 +300,7 @@ export class SqliteTaskStore implements TaskStore {
   }
 
   async revokeKey(apiKey: string): Promise<boolean> {
-    return this.sql('UPDATE api_keys SET revoked_at = ? WHERE api_key = ? AND revoked_at IS NULL').run(this.now(), apiKey).changes === 1;
+    return (await this.write(() => this.sql('UPDATE api_keys SET revoked_at = ? WHERE api_key = ? AND revoked_at IS NULL').run(this.now(), apiKey))).changes === 1;
   }
 
   private readonly insertTaskWithInputs = (task: NewTask, inputs: Omit<FileRecord, 'taskId'>[]): number =>
@@ -242,7 +317,8 @@ export class SqliteTaskStore implements TaskStore {
     })();
 
   async createTask(task: NewTask, inputs: Omit<FileRecord, 'taskId'>[] = []): Promise<TaskRecord> {
-    return toTask(this.stmt.taskById.get(this.insertTaskWithInputs(task, inputs))!);
+    const id = await this.write(() => this.insertTaskWithInputs(task, inputs));
+    return toTask(this.stmt.taskById.get(id)!);
   }
 
   async getTask(projectId: number, ref: TaskRef): Promise<TaskRecord | undefined> {
@@ -268,7 +344,7 @@ export class SqliteTaskStore implements TaskStore {
   }
 
   async claimNext(workerId: string): Promise<TaskRecord | undefined> {
-    const r = this.stmt.claim.get(this.now(), workerId);
+    const r = await this.write(() => this.stmt.claim.get(this.now(), workerId));
     return r && toTask(r);
   }
 
@@ -307,12 +383,12 @@ export class SqliteTaskStore implements TaskStore {
   }
 
   async transition(id: number, status: TaskStatus, patch: TaskPatch = {}): Promise<TaskRecord | undefined> {
-    if (!this.applyPatch(id, patch, status)) return undefined;
+    if (!(await this.write(() => this.applyPatch(id, patch, status)))) return undefined;
     return toTask(this.stmt.taskById.get(id)!);
   }
 
   async patch(id: number, patch: TaskPatch): Promise<void> {
-    this.applyPatch(id, patch);
+    await this.write(() => this.applyPatch(id, patch));
   }
 
   async finish(id: number, status: TaskStatus, patch: TaskPatch, outputs: FileRecord[]): Promise<TaskRecord | undefined> {
@@ -322,16 +398,16 @@ export class SqliteTaskStore implements TaskStore {
       for (const f of outputs) this.stmt.insertFile.run(f);
       return true;
     });
-    return run() ? toTask(this.stmt.taskById.get(id)!) : undefined;
+    return (await this.write(run)) ? toTask(this.stmt.taskById.get(id)!) : undefined;
   }
 
   async cancelQueued(id: number): Promise<boolean> {
-    return this.sql("UPDATE tasks SET status = 'task_cancel', canceltime = ? WHERE id = ? AND status = 'task_queue'")
-      .run(this.now(), id).changes === 1;
+    return (await this.write(() => this.sql("UPDATE tasks SET status = 'task_cancel', canceltime = ? WHERE id = ? AND status = 'task_queue'")
+      .run(this.now(), id))).changes === 1;
   }
 
   async requestKill(id: number): Promise<void> {
-    this.sql('UPDATE tasks SET kill_requested = 1 WHERE id = ?').run(id);
+    await this.write(() => this.sql('UPDATE tasks SET kill_requested = 1 WHERE id = ?').run(id));
   }
 
   async recoverInFlight(reason: string): Promise<{ requeued: number[]; failed: TaskRecord[] }> {
@@ -342,30 +418,34 @@ export class SqliteTaskStore implements TaskStore {
       const failed: number[] = [];
       for (const r of rows) {
         const status = r.status as TaskStatus;
-        if (BEFORE_RUN_STATUSES.has(status) && r.kill_requested === 0) {
+        const crashes = (r.attempts ?? 0) + 1;
+        if (BEFORE_RUN_STATUSES.has(status) && r.kill_requested === 0 && crashes < MAX_CRASHES) {
           this.sql(
             `UPDATE tasks SET status = 'task_queue', worker_id = NULL, accepttime = NULL, preprocessstarttime = NULL,
-             preprocessendtime = NULL, assigntime = NULL, debugoutput = debugoutput || ? WHERE id = ?`)
-            .run(`${reason}: requeued before it started running.\n`, r.id);
+             preprocessendtime = NULL, assigntime = NULL, attempts = ?, debugoutput = debugoutput || ? WHERE id = ?`)
+            .run(crashes, `${reason}: requeued before it started running.\n`, r.id);
           requeued.push(r.id);
         } else {
           const now = this.now();
+          const why = crashes >= MAX_CRASHES && BEFORE_RUN_STATUSES.has(status)
+            ? `${reason} during this task ${crashes} times; it is not retried again (the server stopped; not billed).`
+            : `${reason} while this task was running; it did not finish (the server stopped; not billed). Run it again.`;
           this.sql(
             `UPDATE tasks SET status = 'task_postprocess_end', pexit = '1', debugerror = ?, postprocessendtime = ?,
-             endtime = COALESCE(endtime, ?), progress = NULL WHERE id = ?`)
-            .run(`${reason} while this task was running; it did not finish. Run it again.`, now, now, r.id);
+             endtime = COALESCE(endtime, ?), progress = NULL, attempts = ? WHERE id = ?`)
+            .run(why, now, now, crashes, r.id);
           this.sql("DELETE FROM files WHERE task_id = ? AND role = 'output'").run(r.id);
           failed.push(r.id);
         }
       }
       return { requeued, failed };
     });
-    const { requeued, failed } = recover();
+    const { requeued, failed } = await this.write(recover);
     return { requeued, failed: failed.map((id) => toTask(this.stmt.taskById.get(id)!)) };
   }
 
   async setCallback(id: number, record: CallbackRecord): Promise<void> {
-    this.sql('UPDATE tasks SET callback = ? WHERE id = ?').run(JSON.stringify(record), id);
+    await this.write(() => this.sql('UPDATE tasks SET callback = ? WHERE id = ?').run(JSON.stringify(record), id));
   }
 
   async listFiles(taskId: number, role?: FileRole): Promise<FileRecord[]> {
@@ -386,7 +466,7 @@ export class SqliteTaskStore implements TaskStore {
       this.sql('DELETE FROM files WHERE task_id = ?').run(taskId);
       return rows.map(toFile);
     });
-    return del();
+    return this.write(del);
   }
 
   async close(): Promise<void> {
