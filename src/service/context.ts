@@ -24,6 +24,11 @@ export interface ServiceTool {
   cps: string;
   /** Ids of file inputs: each arrives as an upload `{id}` or a URL `{id}Url`. */
   fileInputs: string[];
+  /**
+   * Every body field the tool declares (inputs, `{id}Url`, option settings, callbackUrl). Anything else a
+   * client sends is dropped before validation and never stored.
+   */
+  fields: readonly string[];
   /** The URL inputs of a validated request that the worker must fetch in preprocess, by input id. */
   inputUrls(params: unknown): Record<string, string>;
   validate(

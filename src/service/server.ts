@@ -1,5 +1,6 @@
 // The HTTP face of Likeness: Wiro's endpoints on Fastify. Cross-cutting concerns — body formats, the
 // error envelope, authentication — are written once here; each route file reads as the seed documents it.
+import type { Socket } from 'node:net';
 import Fastify, { type FastifyInstance, type FastifyRequest } from 'fastify';
 import multipart from '@fastify/multipart';
 import websocket from '@fastify/websocket';
@@ -39,14 +40,80 @@ function parseForm(text: string): Record<string, unknown> {
   return out;
 }
 
+/** Deepest nesting of arrays/objects a JSON body may have: no tool input needs more than two. */
+export const MAX_JSON_DEPTH = 32;
+
+/** Deepest bracket nesting of a JSON text, outside strings, in one linear pass (no recursion). */
+export function jsonDepth(text: string): number {
+  let depth = 0;
+  let max = 0;
+  let inString = false;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (inString) {
+      if (c === 92) i++; // backslash: skip the escaped character
+      else if (c === 34) inString = false;
+    } else if (c === 34) inString = true;
+    else if (c === 123 || c === 91) max = Math.max(max, ++depth);
+    else if (c === 125 || c === 93) depth--;
+  }
+  return max;
+}
+
+/** File parts one multipart Run may carry (a tool's file inputs; the InstantID tool has two). */
+export const MAX_FILE_PARTS = 2;
+
+/** A multipart body carries its images besides the fields: bodyLimit for the fields plus each image's limit. */
+export function multipartLimit(cfg: { bodyLimit: number; maxImageBytes: number }): number {
+  return cfg.bodyLimit + MAX_FILE_PARTS * cfg.maxImageBytes;
+}
+
+/**
+ * Closes a new connection at once when its address already holds `max` open ones, so one client cannot
+ * take every file descriptor. Counted per remote address (IPv4-mapped IPv6 folded to IPv4).
+ */
+function limitConnectionsPerAddress(app: FastifyInstance, max: number): void {
+  if (!(max > 0)) return;
+  const open = new Map<string, number>();
+  app.server.on('connection', (socket: Socket) => {
+    const address = (socket.remoteAddress ?? '?').replace(/^::ffff:/, '');
+    const n = (open.get(address) ?? 0) + 1;
+    if (n > max) {
+      socket.destroy();
+      return;
+    }
+    open.set(address, n);
+    socket.once('close', () => {
+      const left = (open.get(address) ?? 1) - 1;
+      if (left <= 0) open.delete(address);
+      else open.set(address, left);
+    });
+  });
+}
+
 export async function buildServer(ctx: ServiceContext, dispatcher: Dispatcher, opts: { logger?: boolean } = {}): Promise<FastifyInstance> {
+  const cfg = ctx.config;
   const app = Fastify({
     logger: opts.logger ? { level: 'info' } : false,
-    bodyLimit: ctx.config.bodyLimit,
+    bodyLimit: cfg.bodyLimit,
+    // Half-sent requests must not pile up until the process runs out of descriptors: headers within
+    // headersTimeoutMs, the whole request within requestTimeoutMs (checked every ≤ 1 s), idle sockets closed.
+    http: {
+      headersTimeout: Math.min(cfg.headersTimeoutMs, cfg.requestTimeoutMs),
+      requestTimeout: cfg.requestTimeoutMs,
+      connectionsCheckingInterval: Math.max(50, Math.min(1000, Math.floor(cfg.headersTimeoutMs / 4))),
+    },
+    requestTimeout: cfg.requestTimeoutMs,
+    connectionTimeout: cfg.idleTimeoutMs,
+    keepAliveTimeout: Math.min(5000, cfg.idleTimeoutMs),
+    forceCloseConnections: 'idle',
     // Wiro clients send ids like "2221" as strings; nothing here needs Fastify's ajv coercion.
     ajv: { customOptions: { coerceTypes: false } },
   });
   const nonces = new NonceCache(ctx.config.nonceWindowSeconds);
+  limitConnectionsPerAddress(app, cfg.maxConnectionsPerAddress);
+  // A WebSocket may stay quiet for as long as its task runs: the idle timeout is for HTTP requests only.
+  app.server.on('upgrade', (_req, socket: { setTimeout(ms: number): void }) => socket.setTimeout(0));
 
   // The seed's curl sends JSON with `Content-Type: multipart/form-data` and no boundary: read it as JSON.
   app.addHook('onRequest', async (req) => {
@@ -60,6 +127,10 @@ export async function buildServer(ctx: ServiceContext, dispatcher: Dispatcher, o
   app.addContentTypeParser('application/json', { parseAs: 'string' }, (_req, body, done) => {
     const text = (body as string).trim();
     if (text === '') return done(null, {});
+    const depth = jsonDepth(text);
+    if (depth > MAX_JSON_DEPTH) {
+      return done(new ApiError(0, `Request body nests ${depth} levels deep; at most ${MAX_JSON_DEPTH} are accepted.`, 400), undefined);
+    }
     try {
       done(null, JSON.parse(text));
     } catch {
@@ -67,16 +138,29 @@ export async function buildServer(ctx: ServiceContext, dispatcher: Dispatcher, o
     }
   });
   await app.register(multipart, {
-    limits: { fileSize: ctx.config.maxImageBytes, files: 8, fields: 200, fieldSize: 1024 * 1024, parts: 220 },
+    limits: { fileSize: cfg.maxImageBytes, files: MAX_FILE_PARTS, fields: 200, fieldSize: cfg.maxFieldBytes, parts: 210 },
   });
   await app.register(websocket, { options: { maxPayload: 64 * 1024 } });
 
   app.decorateRequest('apiKey', null);
-  app.addHook('preHandler', async (req: FastifyRequest, reply) => {
-    if (!req.routeOptions.config.auth) return;
-    const result = await authenticate(ctx.store, nonces, req.headers);
-    if (!result.ok) return reply.code(401).send(failure([{ code: 0, message: result.message }]));
-    req.apiKey = result.key;
+  // Size and credentials are judged from the headers alone, before any byte of the body is read or
+  // parsed: a stranger's 11 MB body costs a header parse and a closed connection, nothing more.
+  app.addHook('onRequest', async (req: FastifyRequest, reply) => {
+    if (req.routeOptions.config.auth) {
+      const result = await authenticate(ctx.store, nonces, req.headers);
+      if (!result.ok) return reply.code(401).header('connection', 'close').send(failure([{ code: 0, message: result.message }]));
+      req.apiKey = result.key;
+    }
+    const declared = Number(req.headers['content-length'] ?? 0);
+    const multipart = /^multipart\//i.test(String(req.headers['content-type'] ?? ''));
+    const limit = multipart ? multipartLimit(cfg) : cfg.bodyLimit;
+    if (Number.isFinite(declared) && declared > limit) {
+      return reply.code(413).header('connection', 'close').send(failure([{
+        code: 0,
+        message: `Request is too large: Content-Length ${declared} is over the ${limit}-byte limit (${multipart
+          ? `LIKENESS_BODY_LIMIT plus ${MAX_FILE_PARTS} images of LIKENESS_MAX_IMAGE_BYTES` : 'LIKENESS_BODY_LIMIT'}).`,
+      }]));
+    }
   });
 
   app.setErrorHandler((err: Error & { statusCode?: number; code?: string }, req, reply) => {

@@ -308,6 +308,22 @@ function checkAvailability(tool: ToolDefinition, values: Record<string, ParamVal
   }
 }
 
+/**
+ * Every body field a Run of `tool` can use: its inputs, each file input's `{id}Url`, the settings its
+ * options generate, and callbackUrl. The service drops anything else before validating or storing.
+ */
+export function declaredFields(tool: ToolDefinition): string[] {
+  const fields = new Set<string>(['callbackUrl']);
+  for (const input of tool.inputs) {
+    fields.add(input.id);
+    if (input.type === 'fileinput') fields.add(`${input.id}Url`);
+    if (input.type === 'select' || input.type === 'multiselect') {
+      for (const option of input.options) for (const setting of option.generatesettings ?? []) fields.add(setting.id);
+    }
+  }
+  return [...fields];
+}
+
 export function validateRun(
   tool: ToolDefinition,
   body: Record<string, unknown>,

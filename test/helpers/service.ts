@@ -69,6 +69,7 @@ export function scriptedTool(runner: ToolRunner): ServiceTool {
     facts: { modelid: '598', owner: 'test', slug: 'scripted', description: 'a tool for tests', categories: ['tool'] },
     cps: '0.000585000000',
     fileInputs: ['inputImage'],
+    fields: ['mode', 'steps', 'inputImage', 'inputImageUrl', 'callbackUrl'],
     validate(body) {
       const errors = [];
       const mode = body.mode ?? 'ok';
