@@ -31,6 +31,11 @@ export interface ValidateOptions {
 }
 
 export const UINT64_MAX = (1n << 64n) - 1n;
+/**
+ * Longest text input (prompt, negative prompt) in UTF-16 characters. The tokenizer bounds tokens too
+ * (MAX_PROMPT_TOKENS); this refuses a runaway prompt at Run, before it is stored or queued.
+ */
+export const MAX_TEXT_CHARS = 2000;
 const PRIVATE_ID = /^[A-Za-z0-9._-]{1,128}$/;
 const DECIMAL = /^[+-]?(\d+\.?\d*|\.\d+)(e[+-]?\d+)?$/i;
 
@@ -68,6 +73,10 @@ function validateText(input: TextInput, raw: unknown, errors: string[]): string 
   }
   if (input.required && raw.trim() === '') {
     errors.push(param(input.id, 'required'));
+    return undefined;
+  }
+  if (raw.length > MAX_TEXT_CHARS) {
+    errors.push(param(input.id, `must be at most ${MAX_TEXT_CHARS} characters (got ${raw.length})`));
     return undefined;
   }
   return raw;
