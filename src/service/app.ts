@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import type { ServiceConfig } from '../config.js';
 import { Background } from './background.js';
+import { HomeLock } from './home-lock.js';
 import type { Network, ServiceContext, ServiceTool } from './context.js';
 import { toolKey } from './context.js';
 import { TaskEvents } from './events.js';
@@ -20,7 +21,15 @@ export interface Service {
   worker: Worker;
   /** Set when this start created the first project's key: tell the user how to read it. */
   firstKey?: { project: string; apiKey: string };
+  /** This server's hold on LIKENESS_HOME (released by close()). */
+  homeLock: HomeLock;
   listen(): Promise<string>;
+  /**
+   * Graceful stop (SIGTERM): stop accepting, give a running task `graceMs` to finish, then fail it as
+   * "the server stopped; not billed" (pexit 1); queued tasks stay queued for the next start.
+   */
+  shutdown(graceMs: number, abortWaitMs?: number): Promise<void>;
+  /** shutdown(0). */
   close(): Promise<void>;
 }
 
@@ -47,6 +56,17 @@ export function openStore(config: Pick<ServiceConfig, 'home'> & Partial<Pick<Ser
 }
 
 export async function createService(config: ServiceConfig, opts: ServiceOptions): Promise<Service> {
+  mkdirSync(config.home, { recursive: true });
+  const homeLock = HomeLock.acquire(config.home);
+  try {
+    return await startService(config, opts, homeLock);
+  } catch (err) {
+    homeLock.release();
+    throw err;
+  }
+}
+
+async function startService(config: ServiceConfig, opts: ServiceOptions, homeLock: HomeLock): Promise<Service> {
   const store = openStore(config);
   const log = opts.log ?? {
     info: (m: string) => console.log(m),
@@ -76,23 +96,38 @@ export async function createService(config: ServiceConfig, opts: ServiceOptions)
     firstKey = { project: project.name, apiKey: key.apiKey };
   }
 
+  let closing: Promise<void> | undefined;
   const worker = new Worker(ctx, opts.pollMs);
   const server = await buildServer(ctx, worker, { logger: opts.logger ?? false });
   if (opts.worker !== false) worker.start();
 
-  return {
+  const service: Service = {
     ctx,
     server,
     worker,
     firstKey,
+    homeLock,
     async listen() {
-      return server.listen({ host: config.host, port: config.port });
+      const address = await server.listen({ host: config.host, port: config.port });
+      homeLock.setAddress(address);
+      return address;
+    },
+    async shutdown(graceMs: number, abortWaitMs = 5000) {
+      if (!closing) {
+        closing = (async () => {
+          const stopped = server.close(); // no new connections from here on; requests in flight complete
+          await worker.stop(graceMs, abortWaitMs);
+          await stopped;
+          await ctx.background.drain();
+          await store.close();
+          homeLock.release();
+        })();
+      }
+      return closing;
     },
     async close() {
-      await worker.stop();
-      await server.close();
-      await ctx.background.drain();
-      await store.close();
+      return service.shutdown(0);
     },
   };
+  return service;
 }

@@ -29,7 +29,16 @@ class Shutdown extends Error {
   }
 }
 
-const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms).unref());
+/** True if `done` settles within `ms`, false otherwise (the timer is cleared either way). */
+async function within(done: Promise<void>, ms: number): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<boolean>((r) => (timer = setTimeout(() => r(false), ms)));
+  try {
+    return await Promise.race([done.then(() => true), timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
 
 /** Message of an error for debugerror: the user's own message where we have one, never a stack. */
 function reason(err: unknown): string {
@@ -68,10 +77,10 @@ export class Worker {
     this.wake();
     const current = this.current;
     if (current) {
-      const finished = await Promise.race([current.done.then(() => true), sleep(graceMs).then(() => false)]);
+      const finished = await within(current.done, graceMs);
       if (!finished) {
         current.abort.abort(new Shutdown());
-        const returned = await Promise.race([current.done.then(() => true), sleep(abortWaitMs).then(() => false)]);
+        const returned = await within(current.done, abortWaitMs);
         if (!returned) {
           this.ctx.log.error(`task ${current.taskId} did not stop within ${abortWaitMs} ms of the shutdown; ending it as not billed`);
           await this.end(current.taskId, 'task_postprocess_end', { debugerror: STOPPED_REASON, pexit: '1', progress: null });
