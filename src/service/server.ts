@@ -7,6 +7,7 @@ import websocket from '@fastify/websocket';
 import { authenticate, NonceCache } from './auth.js';
 import type { ServiceContext } from './context.js';
 import { ApiError, failure } from './http.js';
+import { redactPaths } from './redact.js';
 import type { ApiKeyRecord } from './store/types.js';
 import { StoreUnavailableError, isBusyError } from './store/sqlite.js';
 import { runRoutes } from './routes/run.js';
@@ -163,7 +164,8 @@ export async function buildServer(ctx: ServiceContext, dispatcher: Dispatcher, o
     }
   });
 
-  app.setErrorHandler((err: Error & { statusCode?: number; code?: string }, req, reply) => {
+  app.setErrorHandler((raw: Error & { statusCode?: number; code?: string }, req, reply) => {
+    const err = Object.assign(raw, { message: redactPaths(raw.message, cfg.home) });
     if (err instanceof ApiError) return reply.code(err.httpStatus).send(failure([{ code: err.code, message: err.message }]));
     if (err instanceof StoreUnavailableError || isBusyError(err)) {
       ctx.log.warn(`${req.method} ${req.url}: ${err.message}`);

@@ -12,6 +12,7 @@ import { StoreUnavailableError } from './store/sqlite.js';
 import { advance, announceTerminal } from './tasks/lifecycle.js';
 import { progressMessage } from './tasks/serialize.js';
 import { taskDir } from './files.js';
+import { redactPaths } from './redact.js';
 
 class Killed extends Error {
   constructor() {
@@ -41,7 +42,7 @@ async function within(done: Promise<void>, ms: number): Promise<boolean> {
 }
 
 /** Message of an error for debugerror: the user's own message where we have one, never a stack. */
-function reason(err: unknown): string {
+function errorMessage(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
 }
 
@@ -98,11 +99,11 @@ export class Worker {
         await this.retryUnfinished();
         task = await this.ctx.store.claimNext(this.id);
       } catch (err) {
-        this.ctx.log.error(`worker could not claim a task: ${reason(err)}`);
+        this.ctx.log.error(`worker could not claim a task: ${errorMessage(err)}`);
       }
       if (task) {
         this.ctx.events.publish({ taskId: task.id, type: 'task_accept', message: null });
-        const done = this.process(task).catch((err: unknown) => this.ctx.log.error(`worker: task ${task.id}: ${reason(err)}`));
+        const done = this.process(task).catch((err: unknown) => this.ctx.log.error(`worker: task ${task.id}: ${errorMessage(err)}`));
         this.current = { ...this.current!, done };
         await done;
         this.current = undefined;
@@ -126,7 +127,7 @@ export class Worker {
       this.unfinished.delete(taskId);
       return ended;
     } catch (err) {
-      this.ctx.log.error(`task ${taskId} could not be ended (${reason(err)}); retrying before the next task`);
+      this.ctx.log.error(`task ${taskId} could not be ended (${errorMessage(err)}); retrying before the next task`);
       this.unfinished.set(taskId, { status, patch });
       return undefined;
     }
@@ -168,13 +169,14 @@ export class Worker {
         inputs,
         signal: abort.signal,
         // Output lines and progress are best effort: a locked or full database loses a line, never the server.
-        log: (line) => {
-          ctx.store.patch(task.id, { appendOutput: `${line}\n` }).catch((err: unknown) => ctx.log.warn(`task ${task.id}: output line not stored: ${reason(err)}`));
+        log: (raw) => {
+          const line = redactPaths(raw, ctx.config.home);
+          ctx.store.patch(task.id, { appendOutput: `${line}\n` }).catch((err: unknown) => ctx.log.warn(`task ${task.id}: output line not stored: ${errorMessage(err)}`));
           ctx.events.publish({ taskId: task.id, type: 'task_output', message: line });
         },
         progress: (p: StepProgress) => {
           const progress = { ...p, elapsed: (Date.now() - started.at) / 1000 };
-          ctx.store.transition(task.id, 'task_output', { progress }).catch((err: unknown) => ctx.log.warn(`task ${task.id}: progress not stored: ${reason(err)}`));
+          ctx.store.transition(task.id, 'task_output', { progress }).catch((err: unknown) => ctx.log.warn(`task ${task.id}: progress not stored: ${errorMessage(err)}`));
           ctx.events.publish({ taskId: task.id, type: 'task_output', message: progressMessage(progress) });
         },
         writeOutput: async (name, bytes, contentType) => {
@@ -216,6 +218,7 @@ export class Worker {
 
   private async fail(task: TaskRecord, err: unknown, phase: 'preprocess' | 'run', killed: boolean, staged: FileRecord[]): Promise<void> {
     const ctx = this.ctx;
+    const reason = (e: unknown) => redactPaths(errorMessage(e), ctx.config.home);
     for (const f of staged) await ctx.files.remove(f.path).catch(() => undefined);
     let ended: TaskRecord | undefined;
     // The server's own failures (shutdown, database unavailable) end as pexit 1, not billed, whatever the phase.
@@ -253,7 +256,7 @@ export class Worker {
         fetched = await ctx.net.fetchImage(url, { label, signal });
       } catch (err) {
         if (signal.aborted) throw new Killed();
-        throw new TaskInputError('url_fetch', reason(err));
+        throw new TaskInputError('url_fetch', errorMessage(err));
       }
       const ext = fetched.contentType.split('/')[1]?.replace('jpeg', 'jpg').replace(/[^a-z0-9]/g, '') || 'bin';
       const path = join(taskDir(task.id), 'inputs', `${id}.${ext}`);

@@ -9,6 +9,7 @@ import { hexId, randomToken } from '../ids.js';
 import type { FileRecord } from '../store/types.js';
 import { fileUrl } from '../tasks/serialize.js';
 import type { Dispatcher } from '../server.js';
+import { redactPaths } from '../redact.js';
 
 interface Upload extends UploadedFileInfo {
   id: string;
@@ -98,7 +99,9 @@ export function runRoutes(ctx: ServiceContext, dispatcher: Dispatcher) {
       const { body, uploads } = await readRequest(req, tool, ctx);
 
       const validation = tool.validate(body, Object.fromEntries(uploads.map((u) => [u.id, u])));
-      if (!validation.ok) return { result: false, errors: validation.errors };
+      if (!validation.ok) {
+        return { result: false, errors: validation.errors.map((e) => ({ code: e.code, message: redactPaths(e.message, ctx.config.home) })) };
+      }
 
       const notes: string[] = [];
       let callbackUrl = typeof body.callbackUrl === 'string' ? body.callbackUrl.trim() : '';
