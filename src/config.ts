@@ -37,6 +37,8 @@ export interface ServiceConfig {
   maxTaskRecordBytes: number;
   /** On SIGTERM/SIGINT a running task is given this long to finish before it is failed, not billed. */
   stopGraceMs: number;
+  /** Files of a task (inputs, outputs) are removed this long after it ended; 0 keeps them. */
+  retentionMs: number;
 }
 
 export const DEFAULTS = {
@@ -56,7 +58,18 @@ export const DEFAULTS = {
   maxFieldBytes: 64 * 1024,
   maxTaskRecordBytes: 256 * 1024,
   stopGraceMs: 10_000,
+  retentionMs: 7 * 86_400_000,
 } as const;
+
+/** Parses LIKENESS_RETENTION: "7d", "12h", "30m", "90s" or seconds; "0" or "off" keeps files forever. */
+export function parseRetention(text: string): number {
+  const t = text.trim().toLowerCase();
+  if (t === '0' || t === 'off' || t === 'never') return 0;
+  const m = /^(\d+(?:\.\d+)?)\s*(d|h|m|s)?$/.exec(t);
+  if (!m) throw new Error(`LIKENESS_RETENTION must be a duration such as 7d, 12h, 30m or 90s (or 0 to keep files), got "${text}"`);
+  const unit = { d: 86_400_000, h: 3_600_000, m: 60_000, s: 1000 }[(m[2] ?? 's') as 'd' | 'h' | 'm' | 's'];
+  return Math.round(Number(m[1]) * unit);
+}
 
 function num(value: string | undefined, fallback: number, name: string): number {
   if (value === undefined || value === '') return fallback;
@@ -92,5 +105,6 @@ export function loadConfig(
     maxFieldBytes: overrides.maxFieldBytes ?? num(env.LIKENESS_MAX_FIELD_BYTES, DEFAULTS.maxFieldBytes, 'LIKENESS_MAX_FIELD_BYTES'),
     maxTaskRecordBytes: overrides.maxTaskRecordBytes ?? num(env.LIKENESS_MAX_TASK_RECORD_BYTES, DEFAULTS.maxTaskRecordBytes, 'LIKENESS_MAX_TASK_RECORD_BYTES'),
     stopGraceMs: overrides.stopGraceMs ?? num(env.LIKENESS_STOP_GRACE_MS, DEFAULTS.stopGraceMs, 'LIKENESS_STOP_GRACE_MS'),
+    retentionMs: overrides.retentionMs ?? (env.LIKENESS_RETENTION ? parseRetention(env.LIKENESS_RETENTION) : DEFAULTS.retentionMs),
   };
 }

@@ -6,6 +6,7 @@ import type { FastifyInstance } from 'fastify';
 import type { ServiceConfig } from '../config.js';
 import { Background } from './background.js';
 import { HomeLock } from './home-lock.js';
+import { RetentionSweeper } from './retention.js';
 import type { Network, ServiceContext, ServiceTool } from './context.js';
 import { toolKey } from './context.js';
 import { TaskEvents } from './events.js';
@@ -19,6 +20,7 @@ export interface Service {
   ctx: ServiceContext;
   server: FastifyInstance;
   worker: Worker;
+  retention: RetentionSweeper;
   /** Set when this start created the first project's key: tell the user how to read it. */
   firstKey?: { project: string; apiKey: string };
   /** This server's hold on LIKENESS_HOME (released by close()). */
@@ -100,11 +102,14 @@ async function startService(config: ServiceConfig, opts: ServiceOptions, homeLoc
   const worker = new Worker(ctx, opts.pollMs);
   const server = await buildServer(ctx, worker, { logger: opts.logger ?? false });
   if (opts.worker !== false) worker.start();
+  const retention = new RetentionSweeper(ctx, config.retentionMs);
+  retention.start();
 
   const service: Service = {
     ctx,
     server,
     worker,
+    retention,
     firstKey,
     homeLock,
     async listen() {
@@ -117,6 +122,7 @@ async function startService(config: ServiceConfig, opts: ServiceOptions, homeLoc
         closing = (async () => {
           const stopped = server.close(); // no new connections from here on; requests in flight complete
           await worker.stop(graceMs, abortWaitMs);
+          await retention.stop();
           await stopped;
           await ctx.background.drain();
           await store.close();

@@ -261,6 +261,12 @@ export class Worker {
       const ext = fetched.contentType.split('/')[1]?.replace('jpeg', 'jpg').replace(/[^a-z0-9]/g, '') || 'bin';
       const path = join(taskDir(task.id), 'inputs', `${id}.${ext}`);
       await ctx.files.put(path, fetched.bytes);
+      const now = Date.now();
+      // Recorded like an upload, so InputOutputDelete and retention remove it with the task's other files.
+      await ctx.store.addFiles([{
+        id: hexId(), taskId: task.id, projectId: task.projectId, role: 'input', name: `${id}.${ext}`, contentType: fetched.contentType,
+        size: fetched.bytes.byteLength, path, accessKey: randomToken(30), addedAt: now, modifiedAt: now,
+      }]);
       inputs[id] = { id, url, bytes: fetched.bytes, contentType: fetched.contentType, path: ctx.files.localPath(path) };
     }
     return inputs;

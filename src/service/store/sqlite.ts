@@ -69,6 +69,8 @@ CREATE UNIQUE INDEX IF NOT EXISTS files_access ON files(access_key, name);
 // stopping (crash, kill -9, power): a task that has taken the process down twice is failed, not requeued.
 const MIGRATIONS_RELIABILITY: { table: string; column: string; ddl: string }[] = [
   { table: 'tasks', column: 'attempts', ddl: 'ALTER TABLE tasks ADD COLUMN attempts INTEGER NOT NULL DEFAULT 0' },
+  // When InputOutputDelete or retention removed the task's files (NULL: still there).
+  { table: 'tasks', column: 'files_deleted_at', ddl: 'ALTER TABLE tasks ADD COLUMN files_deleted_at INTEGER' },
 ];
 
 /** Errors SQLite raises when another connection holds the lock: worth waiting for, never fatal. */
@@ -464,9 +466,24 @@ export class SqliteTaskStore implements TaskStore {
     const del = this.db.transaction(() => {
       const rows = this.sql<[number], FileRow>('SELECT * FROM files WHERE task_id = ?').all(taskId);
       this.sql('DELETE FROM files WHERE task_id = ?').run(taskId);
+      this.sql('UPDATE tasks SET files_deleted_at = ? WHERE id = ?').run(this.now(), taskId);
       return rows.map(toFile);
     });
     return this.write(del);
+  }
+
+  async addFiles(files: FileRecord[]): Promise<void> {
+    await this.write(this.db.transaction(() => {
+      for (const f of files) this.stmt.insertFile.run(f);
+    }));
+  }
+
+  async tasksToExpire(endedBefore: number, limit: number): Promise<number[]> {
+    const terminal = "'task_postprocess_end', 'task_cancel', 'task_error'";
+    return this.sql<[number, number], { id: number }>(
+      `SELECT id FROM tasks WHERE status IN (${terminal}) AND files_deleted_at IS NULL
+       AND COALESCE(postprocessendtime, canceltime, endtime, createtime) < ? ORDER BY id LIMIT ?`)
+      .all(endedBefore, limit).map((r) => r.id);
   }
 
   async close(): Promise<void> {

@@ -142,8 +142,12 @@ export interface TaskStore {
   // files
   listFiles(taskId: number, role?: FileRole): Promise<FileRecord[]>;
   findFile(accessKey: string, name: string): Promise<FileRecord | undefined>;
-  /** Removes a task's file records; returns what they pointed at so the caller can delete the bytes. */
+  /** Removes a task's file records (and marks its files deleted); returns what they pointed at so the caller can delete the bytes. */
   deleteTaskFiles(taskId: number): Promise<FileRecord[]>;
+  /** Records files a task made after it was created (URL inputs fetched in preprocess). */
+  addFiles(files: FileRecord[]): Promise<void>;
+  /** Terminal tasks that ended before `endedBefore` and still have their files (for retention), oldest first. */
+  tasksToExpire(endedBefore: number, limit: number): Promise<number[]>;
 
   close(): Promise<void>;
 }
