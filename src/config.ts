@@ -39,6 +39,10 @@ export interface ServiceConfig {
   stopGraceMs: number;
   /** Files of a task (inputs, outputs) are removed this long after it ended; 0 keeps them. */
   retentionMs: number;
+  /** Callback deliveries: attempts in all, and the exponential backoff's first wait and cap. */
+  callbackMaxAttempts: number;
+  callbackBackoffBaseMs: number;
+  callbackBackoffCapMs: number;
 }
 
 export const DEFAULTS = {
@@ -59,6 +63,9 @@ export const DEFAULTS = {
   maxTaskRecordBytes: 256 * 1024,
   stopGraceMs: 10_000,
   retentionMs: 7 * 86_400_000,
+  callbackMaxAttempts: 10,
+  callbackBackoffBaseMs: 1000,
+  callbackBackoffCapMs: 600_000,
 } as const;
 
 /** Parses LIKENESS_RETENTION: "7d", "12h", "30m", "90s" or seconds; "0" or "off" keeps files forever. */
@@ -106,5 +113,9 @@ export function loadConfig(
     maxTaskRecordBytes: overrides.maxTaskRecordBytes ?? num(env.LIKENESS_MAX_TASK_RECORD_BYTES, DEFAULTS.maxTaskRecordBytes, 'LIKENESS_MAX_TASK_RECORD_BYTES'),
     stopGraceMs: overrides.stopGraceMs ?? num(env.LIKENESS_STOP_GRACE_MS, DEFAULTS.stopGraceMs, 'LIKENESS_STOP_GRACE_MS'),
     retentionMs: overrides.retentionMs ?? (env.LIKENESS_RETENTION ? parseRetention(env.LIKENESS_RETENTION) : DEFAULTS.retentionMs),
+    callbackMaxAttempts: overrides.callbackMaxAttempts
+      ?? Math.max(1, num(env.LIKENESS_CALLBACK_ATTEMPTS, DEFAULTS.callbackMaxAttempts, 'LIKENESS_CALLBACK_ATTEMPTS')),
+    callbackBackoffBaseMs: overrides.callbackBackoffBaseMs ?? num(env.LIKENESS_CALLBACK_BACKOFF_MS, DEFAULTS.callbackBackoffBaseMs, 'LIKENESS_CALLBACK_BACKOFF_MS'),
+    callbackBackoffCapMs: overrides.callbackBackoffCapMs ?? num(env.LIKENESS_CALLBACK_BACKOFF_CAP_MS, DEFAULTS.callbackBackoffCapMs, 'LIKENESS_CALLBACK_BACKOFF_CAP_MS'),
   };
 }

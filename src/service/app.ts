@@ -7,6 +7,7 @@ import type { ServiceConfig } from '../config.js';
 import { Background } from './background.js';
 import { HomeLock } from './home-lock.js';
 import { RetentionSweeper } from './retention.js';
+import { CallbackDispatcher } from './callbacks.js';
 import type { Network, ServiceContext, ServiceTool } from './context.js';
 import { toolKey } from './context.js';
 import { TaskEvents } from './events.js';
@@ -21,6 +22,7 @@ export interface Service {
   server: FastifyInstance;
   worker: Worker;
   retention: RetentionSweeper;
+  callbacks: CallbackDispatcher;
   /** Set when this start created the first project's key: tell the user how to read it. */
   firstKey?: { project: string; apiKey: string };
   /** This server's hold on LIKENESS_HOME (released by close()). */
@@ -83,8 +85,12 @@ async function startService(config: ServiceConfig, opts: ServiceOptions, homeLoc
     tools: new Map(opts.tools.map((t) => [toolKey(t.facts.owner, t.facts.slug), t])),
     net: opts.net,
     background: new Background(),
+    callbacks: { enqueue: async (task, payload) => callbacks.enqueue(task, payload) },
     log,
   };
+  const callbacks = new CallbackDispatcher(ctx, {
+    maxAttempts: config.callbackMaxAttempts, backoffBaseMs: config.callbackBackoffBaseMs, backoffCapMs: config.callbackBackoffCapMs,
+  });
 
   const { requeued, failed } = await store.recoverInFlight('Likeness stopped (process exit or crash)');
   if (requeued.length) log.warn(`requeued ${requeued.length} task(s) that had not started running: ${requeued.join(', ')}`);
@@ -104,12 +110,14 @@ async function startService(config: ServiceConfig, opts: ServiceOptions, homeLoc
   if (opts.worker !== false) worker.start();
   const retention = new RetentionSweeper(ctx, config.retentionMs);
   retention.start();
+  callbacks.start(); // also resumes deliveries a previous run left in the outbox
 
   const service: Service = {
     ctx,
     server,
     worker,
     retention,
+    callbacks,
     firstKey,
     homeLock,
     async listen() {
@@ -123,6 +131,7 @@ async function startService(config: ServiceConfig, opts: ServiceOptions, homeLoc
           const stopped = server.close(); // no new connections from here on; requests in flight complete
           await worker.stop(graceMs, abortWaitMs);
           await retention.stop();
+          await callbacks.stop();
           await stopped;
           await ctx.background.drain();
           await store.close();

@@ -1,12 +1,13 @@
 // The embedded task store: SQLite in WAL mode through better-sqlite3. Plain SQL, one module.
 import { createRequire } from 'node:module';
 import { Worker } from 'node:worker_threads';
+import { randomBytes } from 'node:crypto';
 import Database from 'better-sqlite3';
 import type { Database as Db, Statement } from 'better-sqlite3';
 import { hexId, randomToken, randomUUID } from '../ids.js';
 import { BEFORE_RUN_STATUSES, STATUS_TIME_FIELD, TIME_FIELDS, isTerminal, type TaskStatus } from '../tasks/statuses.js';
 import type {
-  ApiKeyRecord, AuthMode, CallbackRecord, FileRecord, FileRole, NewTask, Project, TaskPatch, TaskRecord, TaskRef,
+  ApiKeyRecord, AuthMode, CallbackRecord, FileRecord, FileRole, NewTask, OutboxItem, Project, TaskPatch, TaskRecord, TaskRef,
   TaskStore,
 } from './types.js';
 
@@ -71,7 +72,24 @@ const MIGRATIONS_RELIABILITY: { table: string; column: string; ddl: string }[] =
   { table: 'tasks', column: 'attempts', ddl: 'ALTER TABLE tasks ADD COLUMN attempts INTEGER NOT NULL DEFAULT 0' },
   // When InputOutputDelete or retention removed the task's files (NULL: still there).
   { table: 'tasks', column: 'files_deleted_at', ddl: 'ALTER TABLE tasks ADD COLUMN files_deleted_at INTEGER' },
+  // The per-project secret callbacks are signed with (Standard Webhooks: whsec_ + base64 of 32 random bytes).
+  { table: 'projects', column: 'webhook_secret', ddl: 'ALTER TABLE projects ADD COLUMN webhook_secret TEXT' },
 ];
+
+// The callback outbox (issue 13, F9): one row per task with a callbackUrl, written when the task ends and
+// kept across restarts; each attempt is recorded, and the row is done when delivered or given up.
+const SCHEMA_CALLBACK_OUTBOX = `
+CREATE TABLE IF NOT EXISTS callback_outbox (
+  task_id INTEGER PRIMARY KEY REFERENCES tasks(id),
+  url TEXT NOT NULL,
+  body TEXT NOT NULL,
+  message_id TEXT NOT NULL,
+  attempts INTEGER NOT NULL DEFAULT 0,
+  next_at INTEGER NOT NULL,
+  done_at INTEGER
+);
+CREATE INDEX IF NOT EXISTS callback_outbox_due ON callback_outbox(done_at, next_at);
+`;
 
 /** Errors SQLite raises when another connection holds the lock: worth waiting for, never fatal. */
 const BUSY_CODES = new Set(['SQLITE_BUSY', 'SQLITE_BUSY_SNAPSHOT', 'SQLITE_BUSY_RECOVERY', 'SQLITE_LOCKED', 'SQLITE_LOCKED_SHAREDCACHE']);
@@ -198,6 +216,7 @@ export class SqliteTaskStore implements TaskStore {
     this.db.pragma('wal_autocheckpoint = 0');
     this.checkpointer = path === ':memory:' ? undefined : startCheckpointer(path);
     this.db.exec(SCHEMA);
+    this.db.exec(SCHEMA_CALLBACK_OUTBOX);
     for (const m of MIGRATIONS_RELIABILITY) {
       const has = this.db.prepare<[], { name: string }>(`SELECT name FROM pragma_table_info('${m.table}')`).all().some((c) => c.name === m.column);
       if (!has) this.db.exec(m.ddl);
@@ -470,6 +489,38 @@ export class SqliteTaskStore implements TaskStore {
       return rows.map(toFile);
     });
     return this.write(del);
+  }
+
+  async webhookSecret(projectId: number): Promise<string> {
+    const row = this.sql<[number], { webhook_secret: string | null }>('SELECT webhook_secret FROM projects WHERE id = ?').get(projectId);
+    if (!row) throw new Error(`no project with id ${projectId}`);
+    if (row.webhook_secret) return row.webhook_secret;
+    const secret = `whsec_${randomBytes(32).toString('base64')}`;
+    await this.write(() => this.sql('UPDATE projects SET webhook_secret = COALESCE(webhook_secret, ?) WHERE id = ?').run(secret, projectId));
+    return this.sql<[number], { webhook_secret: string }>('SELECT webhook_secret FROM projects WHERE id = ?').get(projectId)!.webhook_secret;
+  }
+
+  async enqueueCallback(item: { taskId: number; url: string; body: string; messageId: string }): Promise<void> {
+    await this.write(() => this.sql('INSERT OR IGNORE INTO callback_outbox (task_id, url, body, message_id, next_at) VALUES (?, ?, ?, ?, ?)')
+      .run(item.taskId, item.url, item.body, item.messageId, this.now()));
+  }
+
+  async dueCallbacks(limit: number): Promise<OutboxItem[]> {
+    return this.sql<[number, number], { task_id: number; url: string; body: string; message_id: string; attempts: number; next_at: number }>(
+      'SELECT * FROM callback_outbox WHERE done_at IS NULL AND next_at <= ? ORDER BY next_at LIMIT ?').all(this.now(), limit)
+      .map((r) => ({ taskId: r.task_id, url: r.url, body: r.body, messageId: r.message_id, attempts: r.attempts, nextAt: r.next_at }));
+  }
+
+  async nextCallbackAt(): Promise<number | undefined> {
+    return this.sql<[], { at: number | null }>('SELECT MIN(next_at) AS at FROM callback_outbox WHERE done_at IS NULL').get()?.at ?? undefined;
+  }
+
+  async recordCallbackAttempt(taskId: number, record: CallbackRecord, next: { at: number } | 'done'): Promise<void> {
+    await this.write(this.db.transaction(() => {
+      this.sql('UPDATE callback_outbox SET attempts = ?, next_at = ?, done_at = ? WHERE task_id = ?')
+        .run(record.attempts, next === 'done' ? this.now() : next.at, next === 'done' ? this.now() : null, taskId);
+      this.sql('UPDATE tasks SET callback = ? WHERE id = ?').run(JSON.stringify(record), taskId);
+    }));
   }
 
   async addFiles(files: FileRecord[]): Promise<void> {
