@@ -43,6 +43,8 @@ export interface ServiceConfig {
   callbackMaxAttempts: number;
   callbackBackoffBaseMs: number;
   callbackBackoffCapMs: number;
+  /** Tasks one project may have queued or running at once; a Run past it answers 429 (code 96). */
+  maxActivePerProject: number;
 }
 
 export const DEFAULTS = {
@@ -66,6 +68,7 @@ export const DEFAULTS = {
   callbackMaxAttempts: 10,
   callbackBackoffBaseMs: 1000,
   callbackBackoffCapMs: 600_000,
+  maxActivePerProject: 50,
 } as const;
 
 /** Parses LIKENESS_RETENTION: "7d", "12h", "30m", "90s" or seconds; "0" or "off" keeps files forever. */
@@ -116,6 +119,8 @@ export function loadConfig(
     callbackMaxAttempts: overrides.callbackMaxAttempts
       ?? Math.max(1, num(env.LIKENESS_CALLBACK_ATTEMPTS, DEFAULTS.callbackMaxAttempts, 'LIKENESS_CALLBACK_ATTEMPTS')),
     callbackBackoffBaseMs: overrides.callbackBackoffBaseMs ?? num(env.LIKENESS_CALLBACK_BACKOFF_MS, DEFAULTS.callbackBackoffBaseMs, 'LIKENESS_CALLBACK_BACKOFF_MS'),
+    maxActivePerProject: overrides.maxActivePerProject
+      ?? Math.max(1, num(env.LIKENESS_MAX_ACTIVE_TASKS, DEFAULTS.maxActivePerProject, 'LIKENESS_MAX_ACTIVE_TASKS')),
     callbackBackoffCapMs: overrides.callbackBackoffCapMs ?? num(env.LIKENESS_CALLBACK_BACKOFF_CAP_MS, DEFAULTS.callbackBackoffCapMs, 'LIKENESS_CALLBACK_BACKOFF_CAP_MS'),
   };
 }

@@ -9,7 +9,7 @@ import type { ServiceContext } from './context.js';
 import { ApiError, failure } from './http.js';
 import { redactPaths } from './redact.js';
 import type { ApiKeyRecord } from './store/types.js';
-import { StoreUnavailableError, isBusyError } from './store/sqlite.js';
+import { StoreUnavailableError, TooManyActiveTasksError, isBusyError } from './store/sqlite.js';
 import { runRoutes } from './routes/run.js';
 import { taskRoutes } from './routes/task.js';
 import { toolRoutes } from './routes/tool.js';
@@ -167,6 +167,10 @@ export async function buildServer(ctx: ServiceContext, dispatcher: Dispatcher, o
   app.setErrorHandler((raw: Error & { statusCode?: number; code?: string }, req, reply) => {
     const err = Object.assign(raw, { message: redactPaths(raw.message, cfg.home) });
     if (err instanceof ApiError) return reply.code(err.httpStatus).send(failure([{ code: err.code, message: err.message }]));
+    if (err instanceof TooManyActiveTasksError) {
+      // Wiro's concurrency code (96); 429 + Retry-After so Wiro's SDKs wait and retry.
+      return reply.code(429).header('retry-after', '5').send(failure([{ code: 96, message: err.message }]));
+    }
     if (err instanceof StoreUnavailableError || isBusyError(err)) {
       ctx.log.warn(`${req.method} ${req.url}: ${err.message}`);
       return reply.code(503).header('retry-after', '2').send(failure([{ code: 0, message: `${err.message} Try again in a moment.` }]));

@@ -139,6 +139,7 @@ export function runRoutes(ctx: ServiceContext, dispatcher: Dispatcher) {
             callbackUrl,
             cps: tool.cps,
             debugoutput: notes.map((n) => `${n}\n`).join(''),
+            maxActive: ctx.config.maxActivePerProject,
           },
           inputs,
         );

@@ -74,7 +74,20 @@ const MIGRATIONS_RELIABILITY: { table: string; column: string; ddl: string }[] =
   { table: 'tasks', column: 'files_deleted_at', ddl: 'ALTER TABLE tasks ADD COLUMN files_deleted_at INTEGER' },
   // The per-project secret callbacks are signed with (Standard Webhooks: whsec_ + base64 of 32 random bytes).
   { table: 'projects', column: 'webhook_secret', ddl: 'ALTER TABLE projects ADD COLUMN webhook_secret TEXT' },
+  // Fair scheduling: the worker takes the oldest queued task of the project it served least recently.
+  { table: 'projects', column: 'last_claim_seq', ddl: 'ALTER TABLE projects ADD COLUMN last_claim_seq INTEGER' },
 ];
+
+/** A project's active tasks (queued to running) are counted at every Run: counted from an index. */
+const SCHEMA_RELIABILITY_INDEXES = 'CREATE INDEX IF NOT EXISTS tasks_project_status ON tasks(project_id, status);';
+
+/** Run refused: the project already has `limit` tasks queued or running (Wiro's code 96). */
+export class TooManyActiveTasksError extends Error {
+  constructor(readonly limit: number) {
+    super(`This project already has ${limit} tasks queued or running (LIKENESS_MAX_ACTIVE_TASKS): wait for some to finish, then run again.`);
+    this.name = 'TooManyActiveTasksError';
+  }
+}
 
 // The callback outbox (issue 13, F9): one row per task with a callbackUrl, written when the task ends and
 // kept across restarts; each attempt is recorded, and the row is done when delivered or given up.
@@ -221,6 +234,7 @@ export class SqliteTaskStore implements TaskStore {
       const has = this.db.prepare<[], { name: string }>(`SELECT name FROM pragma_table_info('${m.table}')`).all().some((c) => c.name === m.column);
       if (!has) this.db.exec(m.ddl);
     }
+    this.db.exec(SCHEMA_RELIABILITY_INDEXES);
     const db = this.db;
     this.stmt = {
       taskById: db.prepare<[number], TaskRow>('SELECT * FROM tasks WHERE id = ?'),
@@ -237,7 +251,12 @@ export class SqliteTaskStore implements TaskStore {
          VALUES (@id, @taskId, @projectId, @role, @name, @contentType, @size, @path, @accessKey, @addedAt, @modifiedAt)`),
       claim: db.prepare<[number, string], TaskRow>(
         `UPDATE tasks SET status = 'task_accept', accepttime = ?, worker_id = ?
-         WHERE id = (SELECT id FROM tasks WHERE status = 'task_queue' ORDER BY id LIMIT 1) RETURNING *`),
+         WHERE id = (SELECT t.id FROM tasks t JOIN projects p ON p.id = t.project_id WHERE t.status = 'task_queue'
+                     ORDER BY COALESCE(p.last_claim_seq, 0), t.id LIMIT 1) RETURNING *`),
+      // A counter, not a clock: two claims in one millisecond must still take turns.
+      claimedBy: db.prepare<[number]>('UPDATE projects SET last_claim_seq = (SELECT COALESCE(MAX(last_claim_seq), 0) + 1 FROM projects) WHERE id = ?'),
+      activeOf: db.prepare<[number], { n: number }>(
+        "SELECT COUNT(*) AS n FROM tasks WHERE project_id = ? AND status NOT IN ('task_postprocess_end', 'task_cancel', 'task_error')"),
     };
   }
 
@@ -326,6 +345,7 @@ export class SqliteTaskStore implements TaskStore {
 
   private readonly insertTaskWithInputs = (task: NewTask, inputs: Omit<FileRecord, 'taskId'>[]): number =>
     this.db.transaction(() => {
+      if (task.maxActive !== undefined && this.stmt.activeOf.get(task.projectId)!.n >= task.maxActive) throw new TooManyActiveTasksError(task.maxActive);
       const info = this.stmt.insertTask.run({
         uuid: randomUUID(), project_id: task.projectId, tool: task.tool, socket_token: randomToken(30),
         parameters: JSON.stringify(task.parameters), params: JSON.stringify(task.params ?? null),
@@ -365,7 +385,12 @@ export class SqliteTaskStore implements TaskStore {
   }
 
   async claimNext(workerId: string): Promise<TaskRecord | undefined> {
-    const r = await this.write(() => this.stmt.claim.get(this.now(), workerId));
+    const r = await this.write(this.db.transaction(() => {
+      const now = this.now();
+      const row = this.stmt.claim.get(now, workerId);
+      if (row) this.stmt.claimedBy.run(row.project_id);
+      return row;
+    }));
     return r && toTask(r);
   }
 

@@ -102,6 +102,8 @@ export interface NewTask {
   callbackUrl: string;
   cps: string;
   debugoutput?: string;
+  /** Refuse (TooManyActiveTasksError) when the project already has this many tasks queued or running. */
+  maxActive?: number;
 }
 
 /** What a task is looked up by: Wiro clients send any one of these. */
