@@ -171,6 +171,10 @@ export async function buildServer(ctx: ServiceContext, dispatcher: Dispatcher, o
       // Wiro's concurrency code (96); 429 + Retry-After so Wiro's SDKs wait and retry.
       return reply.code(429).header('retry-after', '5').send(failure([{ code: 96, message: err.message }]));
     }
+    if (err.code === 'ENOSPC' || err.code === 'EDQUOT') {
+      ctx.log.error(`${req.method} ${req.url}: the disk is full (${err.message})`);
+      return reply.code(507).send(failure([{ code: 0, message: 'The server has no disk space left to store this request. Try again later.' }]));
+    }
     if (err instanceof StoreUnavailableError || isBusyError(err)) {
       ctx.log.warn(`${req.method} ${req.url}: ${err.message}`);
       return reply.code(503).header('retry-after', '2').send(failure([{ code: 0, message: `${err.message} Try again in a moment.` }]));

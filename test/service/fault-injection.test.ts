@@ -1,11 +1,12 @@
 // The fault-injection test: 50 tasks submitted to a real server process while it is killed with
-// SIGKILL at random moments and another process holds the database's write lock now and then. At the end
+// SIGKILL at random moments, another process holds the database's write lock now and then, and the
+// disk is "full" (every file write fails with ENOSPC) for moments. At the end
 // every accepted task is in exactly one terminal state, none is lost, none ran twice (so none is billed
 // twice), finished ones have their output and failed ones cost nothing.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
@@ -39,7 +40,7 @@ function startServer(home: string): Promise<{ child: ChildProcess; url: string }
   });
 }
 
-test('50 tasks through random kill -9s and database locks: each ends once, none lost, none run twice', { timeout: 120_000 }, async () => {
+test('50 tasks through random kill -9s, database locks and full-disk moments: each ends once, none lost, none run twice', { timeout: 120_000 }, async () => {
   const seed = Number(process.env.LIKENESS_FAULT_SEED ?? Date.now() % 100_000);
   const random = rng(seed);
   const home = mkdtempSync(join(tmpdir(), 'likeness-fault-'));
@@ -52,6 +53,7 @@ test('50 tasks through random kill -9s and database locks: each ends once, none 
   let server = await startServer(home);
   let kills = 0;
   let locks = 0;
+  let fulls = 0;
   try {
     let submitted = 0;
     while (submitted < TASKS) {
@@ -61,6 +63,14 @@ test('50 tasks through random kill -9s and database locks: each ends once, none 
         await new Promise((r) => server.child.once('exit', r));
         kills++;
         server = await startServer(home);
+        continue;
+      }
+      if (roll < 0.13 && roll >= 0.1) {
+        // A full-disk moment: the server's file writes fail for a while.
+        writeFileSync(join(home, 'disk-full'), '');
+        await new Promise((r) => setTimeout(r, 100 + random() * 300));
+        rmSync(join(home, 'disk-full'), { force: true });
+        fulls++;
         continue;
       }
       if (roll < 0.1) {
@@ -125,7 +135,7 @@ test('50 tasks through random kill -9s and database locks: each ends once, none 
       if (t.pexit === '1') assert.notEqual(t.debugerror, '', `${why}: failed without a reason`);
     }
     assert.ok(accepted.size >= TASKS * 0.8, `seed ${seed}: only ${accepted.size} Runs were answered`);
-    console.log(`fault injection (seed ${seed}): ${tasks.length} tasks, ${kills} kills, ${locks} locks, ` +
+    console.log(`fault injection (seed ${seed}): ${tasks.length} tasks, ${kills} kills, ${locks} locks, ${fulls} full-disk moments, ` +
       `${tasks.filter((t) => t.pexit === '0').length} finished, ${tasks.filter((t) => t.pexit === '1').length} failed`);
   } finally {
     rmSync(home, { recursive: true, force: true });
