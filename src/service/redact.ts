@@ -5,9 +5,15 @@ import { sep } from 'node:path';
 /** An absolute POSIX path not inside a URL: preceded by start, space, quote, bracket, = or :, not by "/" or a word. */
 const ABSOLUTE = /(^|[\s'"`(\[=,;])(\/(?:[^\s'"`()\[\],;:/]+\/)+[^\s'"`()\[\],;:/]*)/g;
 
+const escape = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+
 export function redactPaths(text: string, home: string): string {
   let out = text;
-  if (home.length > 1) out = out.split(home.endsWith(sep) ? home : home + sep).join('$LIKENESS_HOME/').split(home).join('$LIKENESS_HOME');
+  const root = home.endsWith(sep) && home.length > 1 ? home.slice(0, -1) : home;
+  if (root.length > 1) {
+    // Only where a path starts (not inside a URL such as http://host/data/… when home is /data).
+    out = out.replace(new RegExp(`(?<![\\w.:/-])${escape(root)}(?=/|$|[\\s'"\`),;:\\]])`, 'g'), '$$LIKENESS_HOME');
+  }
   return out.replace(ABSOLUTE, (_m, lead: string, path: string) => {
     const parts = path.split('/').filter(Boolean);
     return `${lead}…/${parts.slice(-2).join('/')}`;

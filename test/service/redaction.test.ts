@@ -17,6 +17,8 @@ test('redactPaths keeps URLs and relative names, hides the data folder and other
   assert.equal(redactPaths("ENOENT: open '/opt/app/node_modules/ort/model.onnx'", home), "ENOENT: open '…/ort/model.onnx'");
   assert.equal(redactPaths('inputImageUrl https://images.example/a/b/c.png answered 404', home), 'inputImageUrl https://images.example/a/b/c.png answered 404');
   assert.equal(redactPaths('see models/loras/x.safetensors', home), 'see models/loras/x.safetensors');
+  // A short data folder such as /data is not replaced inside a URL's path.
+  assert.equal(redactPaths('http://cdn.example/data/face.png and /data/models/x', '/data'), 'http://cdn.example/data/face.png and $LIKENESS_HOME/models/x');
 });
 
 test('a task that logs and fails with server paths shows none of them in Task/Detail', async () => {
