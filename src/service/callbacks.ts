@@ -66,7 +66,8 @@ export class CallbackDispatcher {
         this.ctx.log.warn(`callbacks: ${err instanceof Error ? err.message : String(err)}; retrying`);
       }
       await new Promise<void>((resolve) => {
-        const timer = setTimeout(resolve, waitMs);
+        // Unref'd: a pending retry must not keep a process alive that has nothing else to do.
+        const timer = setTimeout(resolve, waitMs).unref();
         this.wakeUp = () => {
           clearTimeout(timer);
           resolve();
