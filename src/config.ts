@@ -20,6 +20,31 @@ export interface ServiceConfig {
   bodyLimit: number;
   /** How long Task/Kill waits for a running task to stop before answering with its current state. */
   killWaitMs: number;
+  // ---- Limits and timeouts (docs/architecture.md, "Limits and failure modes").
+  /** How long a database write waits for a lock another process holds before the request or task fails. */
+  dbBusyRetryMs: number;
+  /** A client must send its request headers within this time. */
+  headersTimeoutMs: number;
+  /** A client must send its whole request (headers and body) within this time. */
+  requestTimeoutMs: number;
+  /** A connection with no traffic for this long is closed (also bounds keep-alive between requests). */
+  idleTimeoutMs: number;
+  /** Open connections one client address may hold at once; more are closed at once. */
+  maxConnectionsPerAddress: number;
+  /** Largest single text field of a Run (multipart field or JSON string), in bytes. */
+  maxFieldBytes: number;
+  /** Largest stored parameter record of one task (the declared fields, as JSON), in bytes. */
+  maxTaskRecordBytes: number;
+  /** On SIGTERM/SIGINT a running task is given this long to finish before it is failed, not billed. */
+  stopGraceMs: number;
+  /** Files of a task (inputs, outputs) are removed this long after it ended; 0 keeps them. */
+  retentionMs: number;
+  /** Callback deliveries: attempts in all, and the exponential backoff's first wait and cap. */
+  callbackMaxAttempts: number;
+  callbackBackoffBaseMs: number;
+  callbackBackoffCapMs: number;
+  /** Tasks one project may have queued or running at once; a Run past it answers 429 (code 96). */
+  maxActivePerProject: number;
 }
 
 export const DEFAULTS = {
@@ -31,7 +56,30 @@ export const DEFAULTS = {
   maxImagePixels: 40_000_000,
   bodyLimit: 25 * 1024 * 1024,
   killWaitMs: 30_000,
+  dbBusyRetryMs: 30_000,
+  headersTimeoutMs: 10_000,
+  requestTimeoutMs: 120_000,
+  idleTimeoutMs: 30_000,
+  maxConnectionsPerAddress: 64,
+  maxFieldBytes: 64 * 1024,
+  maxTaskRecordBytes: 256 * 1024,
+  stopGraceMs: 10_000,
+  retentionMs: 7 * 86_400_000,
+  callbackMaxAttempts: 10,
+  callbackBackoffBaseMs: 1000,
+  callbackBackoffCapMs: 600_000,
+  maxActivePerProject: 50,
 } as const;
+
+/** Parses LIKENESS_RETENTION: "7d", "12h", "30m", "90s" or seconds; "0" or "off" keeps files forever. */
+export function parseRetention(text: string): number {
+  const t = text.trim().toLowerCase();
+  if (t === '0' || t === 'off' || t === 'never') return 0;
+  const m = /^(\d+(?:\.\d+)?)\s*(d|h|m|s)?$/.exec(t);
+  if (!m) throw new Error(`LIKENESS_RETENTION must be a duration such as 7d, 12h, 30m or 90s (or 0 to keep files), got "${text}"`);
+  const unit = { d: 86_400_000, h: 3_600_000, m: 60_000, s: 1000 }[(m[2] ?? 's') as 'd' | 'h' | 'm' | 's'];
+  return Math.round(Number(m[1]) * unit);
+}
 
 function num(value: string | undefined, fallback: number, name: string): number {
   if (value === undefined || value === '') return fallback;
@@ -58,5 +106,21 @@ export function loadConfig(
     maxImagePixels: overrides.maxImagePixels ?? num(env.LIKENESS_MAX_IMAGE_PIXELS, DEFAULTS.maxImagePixels, 'LIKENESS_MAX_IMAGE_PIXELS'),
     bodyLimit: overrides.bodyLimit ?? num(env.LIKENESS_BODY_LIMIT, DEFAULTS.bodyLimit, 'LIKENESS_BODY_LIMIT'),
     killWaitMs: overrides.killWaitMs ?? DEFAULTS.killWaitMs,
+    dbBusyRetryMs: overrides.dbBusyRetryMs ?? num(env.LIKENESS_DB_BUSY_MS, DEFAULTS.dbBusyRetryMs, 'LIKENESS_DB_BUSY_MS'),
+    headersTimeoutMs: overrides.headersTimeoutMs ?? num(env.LIKENESS_HEADERS_TIMEOUT_MS, DEFAULTS.headersTimeoutMs, 'LIKENESS_HEADERS_TIMEOUT_MS'),
+    requestTimeoutMs: overrides.requestTimeoutMs ?? num(env.LIKENESS_REQUEST_TIMEOUT_MS, DEFAULTS.requestTimeoutMs, 'LIKENESS_REQUEST_TIMEOUT_MS'),
+    idleTimeoutMs: overrides.idleTimeoutMs ?? num(env.LIKENESS_IDLE_TIMEOUT_MS, DEFAULTS.idleTimeoutMs, 'LIKENESS_IDLE_TIMEOUT_MS'),
+    maxConnectionsPerAddress: overrides.maxConnectionsPerAddress
+      ?? num(env.LIKENESS_MAX_CONNECTIONS_PER_ADDRESS, DEFAULTS.maxConnectionsPerAddress, 'LIKENESS_MAX_CONNECTIONS_PER_ADDRESS'),
+    maxFieldBytes: overrides.maxFieldBytes ?? num(env.LIKENESS_MAX_FIELD_BYTES, DEFAULTS.maxFieldBytes, 'LIKENESS_MAX_FIELD_BYTES'),
+    maxTaskRecordBytes: overrides.maxTaskRecordBytes ?? num(env.LIKENESS_MAX_TASK_RECORD_BYTES, DEFAULTS.maxTaskRecordBytes, 'LIKENESS_MAX_TASK_RECORD_BYTES'),
+    stopGraceMs: overrides.stopGraceMs ?? num(env.LIKENESS_STOP_GRACE_MS, DEFAULTS.stopGraceMs, 'LIKENESS_STOP_GRACE_MS'),
+    retentionMs: overrides.retentionMs ?? (env.LIKENESS_RETENTION ? parseRetention(env.LIKENESS_RETENTION) : DEFAULTS.retentionMs),
+    callbackMaxAttempts: overrides.callbackMaxAttempts
+      ?? Math.max(1, num(env.LIKENESS_CALLBACK_ATTEMPTS, DEFAULTS.callbackMaxAttempts, 'LIKENESS_CALLBACK_ATTEMPTS')),
+    callbackBackoffBaseMs: overrides.callbackBackoffBaseMs ?? num(env.LIKENESS_CALLBACK_BACKOFF_MS, DEFAULTS.callbackBackoffBaseMs, 'LIKENESS_CALLBACK_BACKOFF_MS'),
+    maxActivePerProject: overrides.maxActivePerProject
+      ?? Math.max(1, num(env.LIKENESS_MAX_ACTIVE_TASKS, DEFAULTS.maxActivePerProject, 'LIKENESS_MAX_ACTIVE_TASKS')),
+    callbackBackoffCapMs: overrides.callbackBackoffCapMs ?? num(env.LIKENESS_CALLBACK_BACKOFF_CAP_MS, DEFAULTS.callbackBackoffCapMs, 'LIKENESS_CALLBACK_BACKOFF_CAP_MS'),
   };
 }

@@ -53,11 +53,15 @@ export async function run(args: string[]): Promise<number> {
       const project = values.project === 'default' && !args.includes('--project') ? undefined : await store.findProject(values.project!);
       if (args.includes('--project') && !project) return fail(`no project named "${values.project}"`);
       const keys = await store.listKeys(project?.id);
+      const webhookSecrets = new Map<number, string>();
+      if (values['show-secrets']) for (const k of keys) if (!webhookSecrets.has(k.projectId)) webhookSecrets.set(k.projectId, await store.webhookSecret(k.projectId));
       const rows = keys.map((k) => ({
         project: k.projectName,
         auth: k.auth,
         apiKey: k.apiKey,
         ...(values['show-secrets'] && k.apiSecret ? { apiSecret: k.apiSecret } : {}),
+        // The project's callback signing secret (Standard Webhooks webhook-signature).
+        ...(values['show-secrets'] ? { webhookSecret: webhookSecrets.get(k.projectId) } : {}),
         created: new Date(k.createdAt).toISOString(),
         revoked: k.revokedAt ? new Date(k.revokedAt).toISOString() : null,
       }));

@@ -7,6 +7,7 @@ import { loadConfig } from '../config.js';
 import { describeExecutionProvider } from '../engine/onnx/provider-probe.js';
 import { applyEpOption } from './args.js';
 import { createService } from '../service/app.js';
+import { HomeLockedError } from '../service/home-lock.js';
 import { guardedNetwork } from '../service/network.js';
 import { createAvailability } from '../tools/catalog.js';
 import { instantIdControlnetLora } from '../tools/instant-id-controlnet-lora.js';
@@ -34,6 +35,9 @@ const HELP = `usage: likeness serve [--host HOST] [--port PORT] [--home DIR] [--
 Starts the service (embedded mode: SQLite, local files, one in-process worker).
 Environment: HOST, PORT, LIKENESS_HOME (default ./data), LIKENESS_PUBLIC_URL, LIKENESS_NONCE_WINDOW,
 LIKENESS_FETCH_ALLOW, LIKENESS_MAX_IMAGE_BYTES, LIKENESS_MAX_IMAGE_PIXELS, LIKENESS_BODY_LIMIT.
+Limits (see docs/architecture.md, "Limits and failure modes"): LIKENESS_DB_BUSY_MS, LIKENESS_HEADERS_TIMEOUT_MS,
+LIKENESS_REQUEST_TIMEOUT_MS, LIKENESS_IDLE_TIMEOUT_MS, LIKENESS_MAX_CONNECTIONS_PER_ADDRESS, LIKENESS_MAX_FIELD_BYTES,
+LIKENESS_MAX_TASK_RECORD_BYTES, LIKENESS_STOP_GRACE_MS.
 Engine: LIKENESS_DEFAULT_MODEL (SDXL checkpoint used when a Run names none; default: the smoke set in
 $LIKENESS_HOME/models/smoke when present), LIKENESS_DETECTOR / LIKENESS_RECOGNIZER (face models; default
 $LIKENESS_HOME/models/antelopev2/), LIKENESS_THREADS (ONNX Runtime threads per session),
@@ -93,7 +97,20 @@ export async function run(args: string[]): Promise<number> {
   const runner = inThread ? new InstantIdRunner(options) : instantIdThreadedRunner(options);
   const tools = defaultTools({ runner, availability: createAvailability(config.home, instantIdControlnetLora) });
   const health = { executionProvider: provider.provider, adapter: provider.adapter, float16: provider.float16 };
-  const service = await createService(config, { tools, net: guardedNetwork(config), logger: values.log ?? false, health: () => health });
+  // Safety net: an unexpected rejection is logged and the server keeps serving (a bug must not take
+  // every tenant's requests and the running task down with it).
+  process.on('unhandledRejection', (err) => console.error(`likeness: unexpected error (the server keeps running): ${err instanceof Error ? err.stack : String(err)}`));
+  let service: Awaited<ReturnType<typeof createService>>;
+  try {
+    service = await createService(config, { tools, net: guardedNetwork(config), logger: values.log ?? false, health: () => health });
+  } catch (err) {
+    await runner.dispose();
+    if (err instanceof HomeLockedError) {
+      console.error(`likeness: ${err.message}`);
+      return 1;
+    }
+    throw err;
+  }
   const address = await service.listen();
   console.log(`Likeness is listening on ${address} (data in ${config.home})`);
   console.log(`  execution provider: ${provider.summary}`);
@@ -110,8 +127,9 @@ export async function run(args: string[]): Promise<number> {
   }
   await new Promise<void>((resolve) => {
     const stop = (signal: string) => {
-      console.log(`\n${signal}: stopping (a running task is given 10 s to finish, then killed)…`);
-      void service.worker.stop(10_000).then(() => service.close()).then(() => runner.dispose()).then(resolve);
+      console.log(`\n${signal}: stopping: no new requests; a running task has ${config.stopGraceMs / 1000} s to finish (LIKENESS_STOP_GRACE_MS), ` +
+        'then it is failed as "the server stopped; not billed". Queued tasks run at the next start.');
+      void service.shutdown(config.stopGraceMs).then(() => runner.dispose()).then(resolve);
     };
     process.once('SIGINT', () => stop('SIGINT'));
     process.once('SIGTERM', () => stop('SIGTERM'));

@@ -23,6 +23,8 @@ export interface CallbackOptions {
   resolve?: Resolver;
   /** How messages name the URL. */
   label?: string;
+  /** More request headers (the Standard Webhooks signature headers, for one). */
+  headers?: Record<string, string>;
 }
 
 export interface CallbackDelivery {
@@ -36,6 +38,8 @@ export interface CallbackDelivery {
   lastErrorCode?: string;
   /** ISO 8601 time of the successful delivery. */
   deliveredAt?: string;
+  /** Whether trying again later could succeed (false for a redirect, a refused address, a bad URL). */
+  retryable: boolean;
 }
 
 export const CALLBACK_POLICY: Readonly<FetchPolicy> = Object.freeze({
@@ -54,13 +58,24 @@ export function signCallbackBody(body: string | Buffer, secret: string): string 
 
 type Outcome = { ok: true; status: number } | { ok: false; status?: number; code: string; error: string; retry: boolean };
 
-/** POSTs `payload` as JSON to `url`, retrying with backoff; resolves with what happened. */
-export async function deliverCallback(url: string, payload: object, opts: CallbackOptions = {}): Promise<CallbackDelivery> {
+/**
+ * Standard Webhooks signature headers (standardwebhooks.com): webhook-signature is "v1," + base64 of
+ * HMAC-SHA256 over "{id}.{timestamp}.{body}", keyed by the base64-decoded part of a "whsec_…" secret.
+ */
+export function standardWebhookHeaders(secret: string, messageId: string, timestampSeconds: number, body: string): Record<string, string> {
+  const key = Buffer.from(secret.startsWith('whsec_') ? secret.slice(6) : secret, 'base64');
+  const signature = createHmac('sha256', key).update(`${messageId}.${timestampSeconds}.${body}`).digest('base64');
+  return { 'webhook-id': messageId, 'webhook-timestamp': String(timestampSeconds), 'webhook-signature': `v1,${signature}` };
+}
+
+/** POSTs `payload` (an object as JSON, or a JSON text sent verbatim) to `url`, retrying with backoff; resolves with what happened. */
+export async function deliverCallback(url: string, payload: object | string, opts: CallbackOptions = {}): Promise<CallbackDelivery> {
   const attempts = Math.max(1, opts.attempts ?? 3);
   const backoff = opts.backoffMs ?? [1000, 4000];
   const label = opts.label ?? 'callbackUrl';
-  const body = Buffer.from(JSON.stringify(payload));
+  const body = Buffer.from(typeof payload === 'string' ? payload : JSON.stringify(payload));
   const headers: Record<string, string> = {
+    ...opts.headers,
     'content-type': 'application/json',
     'content-length': String(body.length),
     'user-agent': 'Likeness-Callback',
@@ -78,7 +93,7 @@ export async function deliverCallback(url: string, payload: object, opts: Callba
       }
     }
     last = await attemptOnce(url, body, headers, label, opts);
-    if (last.ok) return { ok: true, attempts: attempt, lastStatus: last.status, deliveredAt: new Date().toISOString() };
+    if (last.ok) return { ok: true, attempts: attempt, lastStatus: last.status, deliveredAt: new Date().toISOString(), retryable: false };
     if (!last.retry || opts.signal?.aborted) return record(false, attempt, last);
   }
   return record(false, attempts, last);
@@ -89,7 +104,7 @@ function cancelled(last: Outcome | undefined): Outcome {
 }
 
 function record(ok: false, attempts: number, last: Outcome | undefined): CallbackDelivery {
-  const out: CallbackDelivery = { ok, attempts };
+  const out: CallbackDelivery = { ok, attempts, retryable: last !== undefined && !last.ok && last.retry };
   if (last !== undefined && !last.ok) {
     if (last.status !== undefined) out.lastStatus = last.status;
     out.lastError = last.error;

@@ -25,6 +25,12 @@ export interface FetchPolicy {
   /** Longest silence from the server (connect, headers, between body chunks). */
   idleTimeoutMs?: number;
   maxRedirects: number;
+  /**
+   * Slowest average body rate accepted, in bytes per second, judged once `slowGraceMs` have passed since
+   * the answer's headers: a server trickling a byte now and then is cut off instead of holding the worker.
+   */
+  minBytesPerSecond?: number;
+  slowGraceMs?: number;
   /** Non-public CIDRs, IPs or hostnames this deployment may reach (LIKENESS_FETCH_ALLOW). */
   allow?: string[];
 }
@@ -36,6 +42,8 @@ export const IMAGE_FETCH_POLICY: Readonly<FetchPolicy> = Object.freeze({
   timeoutMs: 30_000,
   idleTimeoutMs: 15_000,
   maxRedirects: 5,
+  minBytesPerSecond: 8 * 1024,
+  slowGraceMs: 5000,
 });
 
 /** Large files (LoRA weights): generous size and time, but silence is still cut off. */
@@ -44,6 +52,8 @@ export const FILE_DOWNLOAD_POLICY: Readonly<FetchPolicy> = Object.freeze({
   timeoutMs: 30 * 60_000,
   idleTimeoutMs: 60_000,
   maxRedirects: 5,
+  minBytesPerSecond: 64 * 1024,
+  slowGraceMs: 10_000,
 });
 
 /** Resolves a hostname to all its addresses. Injectable so tests never touch real DNS. */

@@ -15,6 +15,7 @@ export type FetchErrorCode =
   | 'url_status'
   | 'url_too_large'
   | 'url_timeout'
+  | 'url_too_slow'
   | 'url_redirects'
   | 'url_content_type'
   | 'url_aborted'

@@ -82,6 +82,26 @@ interface Opened {
   url: URL;
   subject: string;
   policy: FetchPolicy;
+  /** Body bytes received so far (decoded), for the minimum-rate watch. */
+  received: number;
+}
+
+/** Cuts the body off with url_too_slow when its average rate falls below the policy's minimum. */
+function watchRate(o: Opened): () => void {
+  const min = o.policy.minBytesPerSecond ?? 0;
+  if (!(min > 0)) return () => undefined;
+  const grace = o.policy.slowGraceMs ?? 0;
+  const start = Date.now();
+  const timer = setInterval(() => {
+    const elapsed = Date.now() - start;
+    if (elapsed < grace || o.received >= (min * elapsed) / 1000) return;
+    const rate = Math.round(o.received / (elapsed / 1000));
+    o.res.destroy(new FetchError('url_too_slow',
+      `${o.subject} arrived at ${formatBytes(rate)}/s over ${Math.round(elapsed / 1000)} s, below the ${formatBytes(min)}/s minimum; host the file somewhere faster`,
+      { url: displayUrl(o.url) }));
+  }, Math.max(50, Math.min(1000, grace / 4 || 1000)));
+  timer.unref();
+  return () => clearInterval(timer);
 }
 
 /** Fetches a URL into memory. Throws FetchError for every failure. */
@@ -198,13 +218,20 @@ async function withDeadline<T>(
     idleTimeoutMs: opts.idleTimeoutMs ?? defaults.idleTimeoutMs ?? opts.timeoutMs ?? defaults.timeoutMs,
     maxRedirects: opts.maxRedirects ?? defaults.maxRedirects,
     allow: opts.allow ?? [],
+    minBytesPerSecond: opts.minBytesPerSecond ?? defaults.minBytesPerSecond ?? 0,
+    slowGraceMs: opts.slowGraceMs ?? defaults.slowGraceMs ?? 0,
   };
   const label = opts.label ?? 'URL';
   const deadline = startDeadline(policy.timeoutMs, opts.signal, `${label} ${displayUrl(raw)}`, raw);
   let opened: Opened | undefined;
   try {
     opened = await follow(raw, policy, label, { ...extraHeaders, accept: acceptHeader(opts.accept) }, opts.resolve ?? systemResolver, deadline.signal);
-    return await body(opened);
+    const stopWatch = watchRate(opened);
+    try {
+      return await body(opened);
+    } finally {
+      stopWatch();
+    }
   } catch (err) {
     opened?.res.destroy();
     // A body read cut short by the deadline surfaces as a stream error; report the real reason.
@@ -241,7 +268,7 @@ async function follow(
       subject,
     });
     const location = res.headers.location;
-    if (!REDIRECTS.has(res.statusCode ?? 0) || location === undefined) return { res, url, subject, policy };
+    if (!REDIRECTS.has(res.statusCode ?? 0) || location === undefined) return { res, url, subject, policy, received: 0 };
     // Destroy rather than drain: a redirect's body is unused, and could be endless.
     res.destroy();
     if (hop >= policy.maxRedirects) {
@@ -310,6 +337,7 @@ function tooLarge(o: Opened, what: string): FetchError {
 function count(o: Opened, received: number, more: number): number {
   const total = received + more;
   if (total > o.policy.maxBytes) throw tooLarge(o, 'is larger');
+  o.received = total;
   return total;
 }
 

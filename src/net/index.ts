@@ -35,7 +35,7 @@ export {
   type ImageInfo,
   type ImageLimits,
 } from './image.js';
-export { CALLBACK_POLICY, SIGNATURE_HEADER, deliverCallback, signCallbackBody, type CallbackDelivery, type CallbackOptions } from './callback.js';
+export { CALLBACK_POLICY, SIGNATURE_HEADER, deliverCallback, signCallbackBody, standardWebhookHeaders, type CallbackDelivery, type CallbackOptions } from './callback.js';
 
 export interface FetchImageOptions extends FetchOptions {
   maxPixels?: number;

@@ -5,6 +5,9 @@ import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import type { ServiceConfig } from '../config.js';
 import { Background } from './background.js';
+import { HomeLock } from './home-lock.js';
+import { RetentionSweeper } from './retention.js';
+import { CallbackDispatcher } from './callbacks.js';
 import type { Network, ServiceContext, ServiceTool } from './context.js';
 import { toolKey } from './context.js';
 import { TaskEvents } from './events.js';
@@ -18,9 +21,19 @@ export interface Service {
   ctx: ServiceContext;
   server: FastifyInstance;
   worker: Worker;
+  retention: RetentionSweeper;
+  callbacks: CallbackDispatcher;
   /** Set when this start created the first project's key: tell the user how to read it. */
   firstKey?: { project: string; apiKey: string };
+  /** This server's hold on LIKENESS_HOME (released by close()). */
+  homeLock: HomeLock;
   listen(): Promise<string>;
+  /**
+   * Graceful stop (SIGTERM): stop accepting, give a running task `graceMs` to finish, then fail it as
+   * "the server stopped; not billed" (pexit 1); queued tasks stay queued for the next start.
+   */
+  shutdown(graceMs: number, abortWaitMs?: number): Promise<void>;
+  /** shutdown(0). */
   close(): Promise<void>;
 }
 
@@ -36,10 +49,10 @@ export interface ServiceOptions {
   health?: () => Record<string, unknown>;
 }
 
-export function openStore(config: ServiceConfig): SqliteTaskStore {
+export function openStore(config: Pick<ServiceConfig, 'home'> & Partial<Pick<ServiceConfig, 'dbBusyRetryMs'>>): SqliteTaskStore {
   mkdirSync(config.home, { recursive: true });
   const path = join(config.home, 'likeness.db');
-  const store = new SqliteTaskStore(path);
+  const store = new SqliteTaskStore(path, config.dbBusyRetryMs !== undefined ? { busyRetryMs: config.dbBusyRetryMs } : {});
   try {
     chmodSync(path, 0o600); // it holds API secrets
   } catch {
@@ -49,6 +62,17 @@ export function openStore(config: ServiceConfig): SqliteTaskStore {
 }
 
 export async function createService(config: ServiceConfig, opts: ServiceOptions): Promise<Service> {
+  mkdirSync(config.home, { recursive: true });
+  const homeLock = HomeLock.acquire(config.home);
+  try {
+    return await startService(config, opts, homeLock);
+  } catch (err) {
+    homeLock.release();
+    throw err;
+  }
+}
+
+async function startService(config: ServiceConfig, opts: ServiceOptions, homeLock: HomeLock): Promise<Service> {
   const store = openStore(config);
   const log = opts.log ?? {
     info: (m: string) => console.log(m),
@@ -63,8 +87,12 @@ export async function createService(config: ServiceConfig, opts: ServiceOptions)
     tools: new Map(opts.tools.map((t) => [toolKey(t.facts.owner, t.facts.slug), t])),
     net: opts.net,
     background: new Background(),
+    callbacks: { enqueue: async (task, payload) => callbacks.enqueue(task, payload) },
     log,
   };
+  const callbacks = new CallbackDispatcher(ctx, {
+    maxAttempts: config.callbackMaxAttempts, backoffBaseMs: config.callbackBackoffBaseMs, backoffCapMs: config.callbackBackoffCapMs,
+  });
 
   const { requeued, failed } = await store.recoverInFlight('Likeness stopped (process exit or crash)');
   if (requeued.length) log.warn(`requeued ${requeued.length} task(s) that had not started running: ${requeued.join(', ')}`);
@@ -78,25 +106,47 @@ export async function createService(config: ServiceConfig, opts: ServiceOptions)
     firstKey = { project: project.name, apiKey: key.apiKey };
   }
 
+  let closing: Promise<void> | undefined;
   const worker = new Worker(ctx, opts.pollMs);
   const server = await buildServer(ctx, worker, { logger: opts.logger ?? false });
   // Liveness for load balancers and operators: no auth, nothing about tasks or keys.
   server.get('/healthz', async () => ({ status: 'ok', ...(opts.health?.() ?? {}) }));
   if (opts.worker !== false) worker.start();
+  const retention = new RetentionSweeper(ctx, config.retentionMs);
+  retention.start();
+  callbacks.start(); // also resumes deliveries a previous run left in the outbox
 
-  return {
+  const service: Service = {
     ctx,
     server,
     worker,
+    retention,
+    callbacks,
     firstKey,
+    homeLock,
     async listen() {
-      return server.listen({ host: config.host, port: config.port });
+      const address = await server.listen({ host: config.host, port: config.port });
+      homeLock.setAddress(address);
+      return address;
+    },
+    async shutdown(graceMs: number, abortWaitMs = 5000) {
+      if (!closing) {
+        closing = (async () => {
+          const stopped = server.close(); // no new connections from here on; requests in flight complete
+          await worker.stop(graceMs, abortWaitMs);
+          await retention.stop();
+          await callbacks.stop();
+          await stopped;
+          await ctx.background.drain();
+          await store.close();
+          homeLock.release();
+        })();
+      }
+      return closing;
     },
     async close() {
-      await worker.stop();
-      await server.close();
-      await ctx.background.drain();
-      await store.close();
+      return service.shutdown(0);
     },
   };
+  return service;
 }

@@ -2,7 +2,7 @@
 import type { ServiceConfig } from '../config.js';
 import type { FileStorage } from './files.js';
 import type { TaskEvents } from './events.js';
-import type { CallbackRecord, TaskStore } from './store/types.js';
+import type { CallbackRecord, TaskRecord, TaskStore } from './store/types.js';
 import type { ToolFacts } from './tasks/serialize.js';
 import type { ToolRunner } from './runner.js';
 import type { Background } from './background.js';
@@ -24,6 +24,11 @@ export interface ServiceTool {
   cps: string;
   /** Ids of file inputs: each arrives as an upload `{id}` or a URL `{id}Url`. */
   fileInputs: string[];
+  /**
+   * Every body field the tool declares (inputs, `{id}Url`, option settings, callbackUrl). Anything else a
+   * client sends is dropped before validation and never stored.
+   */
+  fields: readonly string[];
   /** The URL inputs of a validated request that the worker must fetch in preprocess, by input id. */
   inputUrls(params: unknown): Record<string, string>;
   validate(
@@ -43,7 +48,8 @@ export interface Network {
   fetchImage(url: string, opts: { label: string; signal: AbortSignal }): Promise<{ bytes: Uint8Array; contentType: string }>;
   /** Checks uploaded bytes are an image within the limits; throws an Error with a user-facing message. */
   checkImage(bytes: Uint8Array): Promise<{ contentType: string }>;
-  deliverCallback(url: string, payload: object): Promise<CallbackRecord>;
+  /** One delivery attempt of a callback body (JSON text, sent verbatim) with extra headers; never throws. */
+  deliverCallback(url: string, body: string, opts?: { headers?: Record<string, string> }): Promise<CallbackRecord & { retryable?: boolean }>;
 }
 
 export interface ServiceContext {
@@ -54,6 +60,8 @@ export interface ServiceContext {
   tools: Map<string, ServiceTool>;
   net: Network;
   background: Background;
+  /** The durable callback outbox. */
+  callbacks: { enqueue(task: TaskRecord, payload: object): Promise<void> };
   log: { info(msg: string): void; warn(msg: string): void; error(msg: string): void };
 }
 

@@ -18,11 +18,13 @@ export function guardedNetwork(config: ServiceConfig): Network {
       const info = await checkImage(bytes, limits);
       return { contentType: CONTENT_TYPES[info.format] ?? 'application/octet-stream' };
     },
-    async deliverCallback(url, payload) {
-      const record = await deliverCallback(url, payload, { policy: { allow: config.fetchAllow } });
+    async deliverCallback(url, body, opts = {}) {
+      // One attempt: the outbox (callbacks.ts) owns retries, so they survive a restart.
+      const record = await deliverCallback(url, body, { attempts: 1, policy: { allow: config.fetchAllow }, ...(opts.headers ? { headers: opts.headers } : {}) });
       return {
         ok: record.ok,
         attempts: record.attempts,
+        retryable: record.retryable,
         ...(record.lastStatus !== undefined ? { lastStatus: record.lastStatus } : {}),
         ...(record.lastError !== undefined ? { lastError: record.lastError } : {}),
         ...(record.deliveredAt !== undefined ? { deliveredAt: Date.parse(record.deliveredAt) } : {}),

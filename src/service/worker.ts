@@ -8,11 +8,13 @@ import type { ServiceContext, ServiceTool } from './context.js';
 import { hexId, randomToken } from './ids.js';
 import type { InputFile, RunContext, StepProgress } from './runner.js';
 import { TaskInputError } from './runner.js';
-import type { FileRecord, TaskRecord } from './store/types.js';
+import type { FileRecord, TaskPatch, TaskRecord } from './store/types.js';
+import { StoreUnavailableError } from './store/sqlite.js';
 import { advance, announceTerminal } from './tasks/lifecycle.js';
 import { progressMessage } from './tasks/serialize.js';
 import { taskDir } from './files.js';
 import { ownFileRef } from './routes/file.js';
+import { redactPaths } from './redact.js';
 
 class Killed extends Error {
   constructor() {
@@ -20,8 +22,29 @@ class Killed extends Error {
   }
 }
 
+/** Why a shutdown ends a task: not the user's doing, so pexit 1 and no bill (a Kill is task_cancel, billed). */
+export const STOPPED_REASON = 'The server stopped before this task finished (the server stopped; not billed). Run it again.';
+
+/** The abort reason the worker gives a running task when the server shuts down. */
+class Shutdown extends Error {
+  constructor() {
+    super(STOPPED_REASON);
+  }
+}
+
+/** True if `done` settles within `ms`, false otherwise (the timer is cleared either way). */
+async function within(done: Promise<void>, ms: number): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<boolean>((r) => (timer = setTimeout(() => r(false), ms)));
+  try {
+    return await Promise.race([done.then(() => true), timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
 /** Message of an error for debugerror: the user's own message where we have one, never a stack. */
-function reason(err: unknown): string {
+function errorMessage(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
 }
 
@@ -30,7 +53,9 @@ export class Worker {
   private running = false;
   private wakeUp: (() => void) | undefined;
   private loop: Promise<void> | undefined;
-  private current: { taskId: number; abort: AbortController } | undefined;
+  private current: { taskId: number; abort: AbortController; done: Promise<void> } | undefined;
+  /** Terminal writes the database refused (locked past the retry window, disk full): retried before the next claim. */
+  private readonly unfinished = new Map<number, { status: 'task_postprocess_end' | 'task_cancel'; patch: TaskPatch }>();
 
   constructor(private readonly ctx: ServiceContext, private readonly pollMs = 1000) {}
 
@@ -45,27 +70,45 @@ export class Worker {
     this.wakeUp?.();
   }
 
-  /** Stops claiming; a running task is given `graceMs` to finish, then killed. */
-  async stop(graceMs = 0): Promise<void> {
+  /**
+   * Stops claiming (queued tasks stay queued for the next start). A running task is given `graceMs` to
+   * finish; then it is aborted and ended as pexit 1 "the server stopped; not billed". If the runner does not
+   * return within `abortWaitMs` of the abort, the task is ended that way directly and stop() returns.
+   */
+  async stop(graceMs = 0, abortWaitMs = 5000): Promise<void> {
     this.running = false;
     this.wake();
-    if (this.current && graceMs === 0) this.current.abort.abort();
-    const timer = graceMs > 0 ? setTimeout(() => this.current?.abort.abort(), graceMs) : undefined;
+    const current = this.current;
+    if (current) {
+      const finished = await within(current.done, graceMs);
+      if (!finished) {
+        current.abort.abort(new Shutdown());
+        const returned = await within(current.done, abortWaitMs);
+        if (!returned) {
+          this.ctx.log.error(`task ${current.taskId} did not stop within ${abortWaitMs} ms of the shutdown; ending it as not billed`);
+          await this.end(current.taskId, 'task_postprocess_end', { debugerror: STOPPED_REASON, pexit: '1', progress: null });
+          return;
+        }
+      }
+    }
     await this.loop;
-    clearTimeout(timer);
   }
 
   private async run(): Promise<void> {
     while (this.running) {
       let task: TaskRecord | undefined;
       try {
+        await this.retryUnfinished();
         task = await this.ctx.store.claimNext(this.id);
       } catch (err) {
-        this.ctx.log.error(`worker could not claim a task: ${reason(err)}`);
+        this.ctx.log.error(`worker could not claim a task: ${errorMessage(err)}`);
       }
       if (task) {
         this.ctx.events.publish({ taskId: task.id, type: 'task_accept', message: null });
-        await this.process(task);
+        const done = this.process(task).catch((err: unknown) => this.ctx.log.error(`worker: task ${task.id}: ${errorMessage(err)}`));
+        this.current = { ...this.current!, done };
+        await done;
+        this.current = undefined;
         continue;
       }
       await new Promise<void>((resolve) => {
@@ -79,10 +122,31 @@ export class Worker {
     }
   }
 
+  /** Ends a task, or keeps the write for retryUnfinished() when the database refuses it now. */
+  private async end(taskId: number, status: 'task_postprocess_end' | 'task_cancel', patch: TaskPatch): Promise<TaskRecord | undefined> {
+    try {
+      const ended = (await this.ctx.store.finish(taskId, status, patch, [])) ?? (await this.ctx.store.getTaskById(taskId));
+      this.unfinished.delete(taskId);
+      return ended;
+    } catch (err) {
+      this.ctx.log.error(`task ${taskId} could not be ended (${errorMessage(err)}); retrying before the next task`);
+      this.unfinished.set(taskId, { status, patch });
+      return undefined;
+    }
+  }
+
+  private async retryUnfinished(): Promise<void> {
+    for (const [taskId, { status, patch }] of [...this.unfinished]) {
+      const ended = await this.end(taskId, status, patch);
+      if (!ended) throw new Error('the database is still unavailable');
+      await announceTerminal(this.ctx, ended);
+    }
+  }
+
   private async process(task: TaskRecord): Promise<void> {
     const ctx = this.ctx;
     const abort = new AbortController();
-    this.current = { taskId: task.id, abort };
+    this.current = { taskId: task.id, abort, done: Promise.resolve() };
     const offKill = ctx.events.onKill(task.id, () => abort.abort());
     const staged: FileRecord[] = [];
     const stagingDir = join('staging', String(task.id));
@@ -106,13 +170,15 @@ export class Worker {
         params: task.params,
         inputs,
         signal: abort.signal,
-        log: (line) => {
-          void ctx.store.patch(task.id, { appendOutput: `${line}\n` });
+        // Output lines and progress are best effort: a locked or full database loses a line, never the server.
+        log: (raw) => {
+          const line = redactPaths(raw, ctx.config.home);
+          ctx.store.patch(task.id, { appendOutput: `${line}\n` }).catch((err: unknown) => ctx.log.warn(`task ${task.id}: output line not stored: ${errorMessage(err)}`));
           ctx.events.publish({ taskId: task.id, type: 'task_output', message: line });
         },
         progress: (p: StepProgress) => {
           const progress = { ...p, elapsed: (Date.now() - started.at) / 1000 };
-          void ctx.store.transition(task.id, 'task_output', { progress });
+          ctx.store.transition(task.id, 'task_output', { progress }).catch((err: unknown) => ctx.log.warn(`task ${task.id}: progress not stored: ${errorMessage(err)}`));
           ctx.events.publish({ taskId: task.id, type: 'task_output', message: progressMessage(progress) });
         },
         writeOutput: async (name, bytes, contentType) => {
@@ -144,29 +210,31 @@ export class Worker {
       if (!done) throw new Killed();
       await announceTerminal(ctx, done);
     } catch (err) {
-      await this.fail(task, err, phase, abort.signal.aborted || err instanceof Killed, staged);
+      const shutdown = abort.signal.reason instanceof Shutdown;
+      await this.fail(task, shutdown ? abort.signal.reason : err, phase, !shutdown && (abort.signal.aborted || err instanceof Killed), staged);
     } finally {
       offKill();
-      this.current = undefined;
       await ctx.files.remove(stagingDir).catch(() => undefined);
     }
   }
 
   private async fail(task: TaskRecord, err: unknown, phase: 'preprocess' | 'run', killed: boolean, staged: FileRecord[]): Promise<void> {
     const ctx = this.ctx;
+    const reason = (e: unknown) => redactPaths(errorMessage(e), ctx.config.home);
     for (const f of staged) await ctx.files.remove(f.path).catch(() => undefined);
     let ended: TaskRecord | undefined;
+    // The server's own failures (shutdown, database unavailable) end as pexit 1, not billed, whatever the phase.
+    const ours = err instanceof Shutdown || err instanceof StoreUnavailableError;
     if (killed) {
-      ended = await ctx.store.finish(task.id, 'task_cancel', { progress: null, pexit: '0' }, []);
+      ended = await this.end(task.id, 'task_cancel', { progress: null, pexit: '0' });
     } else {
       // Wiro's clients stop only on task_postprocess_end / task_cancel and read pexit; task_error is, to them,
       // a stderr line. So the reason goes out as a task_error frame, and the task ends as a failed run.
-      if (!(err instanceof TaskInputError)) ctx.log.error(`task ${task.id} failed in ${phase}: ${err instanceof Error ? err.stack : String(err)}`);
+      if (!(err instanceof TaskInputError) && !ours) ctx.log.error(`task ${task.id} failed in ${phase}: ${err instanceof Error ? err.stack : String(err)}`);
       ctx.events.publish({ taskId: task.id, type: 'task_error', message: reason(err) });
-      ended = await ctx.store.finish(task.id, 'task_postprocess_end', { debugerror: reason(err), pexit: '1', progress: null }, []);
+      ended = await this.end(task.id, 'task_postprocess_end', { debugerror: reason(err), pexit: '1', progress: null });
     }
-    ended ??= await ctx.store.getTaskById(task.id);
-    if (ended) await announceTerminal(ctx, ended);
+    if (ended) await announceTerminal(ctx, ended).catch((e: unknown) => ctx.log.error(`task ${task.id}: announcing its end failed: ${reason(e)}`));
   }
 
   /** A file of this server's, by the access key and name in its URL; only the task's own project's files. */
@@ -209,12 +277,18 @@ export class Worker {
           fetched = await ctx.net.fetchImage(url, { label, signal });
         } catch (err) {
           if (signal.aborted) throw new Killed();
-          throw new TaskInputError('url_fetch', reason(err));
+          throw new TaskInputError('url_fetch', errorMessage(err));
         }
       }
       const ext = fetched.contentType.split('/')[1]?.replace('jpeg', 'jpg').replace(/[^a-z0-9]/g, '') || 'bin';
       const path = join(taskDir(task.id), 'inputs', `${id}.${ext}`);
       await ctx.files.put(path, fetched.bytes);
+      const now = Date.now();
+      // Recorded like an upload, so InputOutputDelete and retention remove it with the task's other files.
+      await ctx.store.addFiles([{
+        id: hexId(), taskId: task.id, projectId: task.projectId, role: 'input', name: `${id}.${ext}`, contentType: fetched.contentType,
+        size: fetched.bytes.byteLength, path, accessKey: randomToken(30), addedAt: now, modifiedAt: now,
+      }]);
       inputs[id] = { id, url, bytes: fetched.bytes, contentType: fetched.contentType, path: ctx.files.localPath(path) };
     }
     return inputs;

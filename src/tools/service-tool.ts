@@ -4,7 +4,7 @@ import type { ServiceTool } from '../service/context.js';
 import type { ToolRunner } from '../service/runner.js';
 import { toolDetail, toolListItem } from './detail.js';
 import type { AvailabilityCheck, FileRef, RunParams, ToolDefinition } from './types.js';
-import { validateRun } from './validate.js';
+import { declaredFields, validateRun } from './validate.js';
 
 export function serviceTool(def: ToolDefinition, runner: ToolRunner, opts: { availability?: AvailabilityCheck } = {}): ServiceTool {
   const fileInputs = def.inputs.filter((i) => i.type === 'fileinput').map((i) => i.id);
@@ -12,6 +12,7 @@ export function serviceTool(def: ToolDefinition, runner: ToolRunner, opts: { ava
     facts: { modelid: def.id, owner: def.owner, slug: def.slug, description: def.description, categories: [...def.categories] },
     cps: def.cps,
     fileInputs,
+    fields: declaredFields(def),
     inputUrls(params) {
       const { values } = params as RunParams;
       const urls: Record<string, string> = {};

@@ -31,6 +31,11 @@ export interface ValidateOptions {
 }
 
 export const UINT64_MAX = (1n << 64n) - 1n;
+/**
+ * Longest text input (prompt, negative prompt) in UTF-16 characters. The tokenizer bounds tokens too
+ * (MAX_PROMPT_TOKENS); this refuses a runaway prompt at Run, before it is stored or queued.
+ */
+export const MAX_TEXT_CHARS = 2000;
 const PRIVATE_ID = /^[A-Za-z0-9._-]{1,128}$/;
 const DECIMAL = /^[+-]?(\d+\.?\d*|\.\d+)(e[+-]?\d+)?$/i;
 
@@ -68,6 +73,10 @@ function validateText(input: TextInput, raw: unknown, errors: string[]): string 
   }
   if (input.required && raw.trim() === '') {
     errors.push(param(input.id, 'required'));
+    return undefined;
+  }
+  if (raw.length > MAX_TEXT_CHARS) {
+    errors.push(param(input.id, `must be at most ${MAX_TEXT_CHARS} characters (got ${raw.length})`));
     return undefined;
   }
   return raw;
@@ -324,6 +333,22 @@ function checkAvailability(tool: ToolDefinition, values: Record<string, ParamVal
       if (problem !== undefined) errors.push(problem);
     }
   }
+}
+
+/**
+ * Every body field a Run of `tool` can use: its inputs, each file input's `{id}Url`, the settings its
+ * options generate, and callbackUrl. The service drops anything else before validating or storing.
+ */
+export function declaredFields(tool: ToolDefinition): string[] {
+  const fields = new Set<string>(['callbackUrl']);
+  for (const input of tool.inputs) {
+    fields.add(input.id);
+    if (input.type === 'fileinput') fields.add(`${input.id}Url`);
+    if (input.type === 'select' || input.type === 'multiselect') {
+      for (const option of input.options) for (const setting of option.generatesettings ?? []) fields.add(setting.id);
+    }
+  }
+  return [...fields];
 }
 
 export function validateRun(

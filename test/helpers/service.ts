@@ -69,6 +69,7 @@ export function scriptedTool(runner: ToolRunner): ServiceTool {
     facts: { modelid: '598', owner: 'test', slug: 'scripted', description: 'a tool for tests', categories: ['tool'] },
     cps: '0.000585000000',
     fileInputs: ['inputImage'],
+    fields: ['mode', 'steps', 'inputImage', 'inputImageUrl', 'callbackUrl'],
     validate(body) {
       const errors = [];
       const mode = body.mode ?? 'ok';
@@ -90,7 +91,7 @@ export function scriptedTool(runner: ToolRunner): ServiceTool {
 
 /** A network that never leaves the process: URL inputs and callbacks are answered by the test. */
 export class FakeNetwork implements Network {
-  callbacks: { url: string; payload: Record<string, unknown> }[] = [];
+  callbacks: { url: string; payload: Record<string, unknown>; headers: Record<string, string> }[] = [];
   images = new Map<string, Uint8Array>();
 
   async fetchImage(url: string, opts: { label: string }): Promise<{ bytes: Uint8Array; contentType: string }> {
@@ -104,8 +105,8 @@ export class FakeNetwork implements Network {
     throw new Error('is not an image (expected PNG, JPEG or WebP)');
   }
 
-  async deliverCallback(url: string, payload: object): Promise<CallbackRecord> {
-    this.callbacks.push({ url, payload: payload as Record<string, unknown> });
+  async deliverCallback(url: string, body: string, opts: { headers?: Record<string, string> } = {}): Promise<CallbackRecord> {
+    this.callbacks.push({ url, payload: JSON.parse(body) as Record<string, unknown>, headers: opts.headers ?? {} });
     return { ok: true, attempts: 1, lastStatus: 200, deliveredAt: Date.now() };
   }
 }

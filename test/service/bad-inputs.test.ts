@@ -61,6 +61,8 @@ const rejected: [string, Record<string, unknown>, RegExp][] = [
   ['an unknown LoRA id', { ...valid(), selectedLoraModel: '12345' }, /\[selectedLoraModel\]/],
   ['a ControlNet scale out of its range', { ...valid(), selectedControlnetModel: '454', 'controlnet-canny-sdxl-1.0': 1.5 }, /controlnet-canny-sdxl-1.0/],
   ['no face image at all', { prompt: 'x' }, /\[inputImage\] required/],
+  ['a prompt over 2000 characters', { ...valid(), prompt: 'x'.repeat(2001) }, /\[prompt\] must be at most 2000 characters/],
+  ['a negative prompt over 2000 characters', { ...valid(), negativePrompt: 'y '.repeat(1001) }, /\[negativePrompt\] must be at most 2000 characters/],
 ];
 
 for (const [what, body, message] of rejected) {

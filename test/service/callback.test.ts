@@ -19,7 +19,7 @@ before(async () => {
     },
     '/always-down': (_q, res) => res.writeHead(500).end('down'),
   });
-  s = await startTestService({ tools: [scriptedTool(new ScriptedRunner())], realNetwork: true, config: { fetchAllow: ['127.0.0.1'] } });
+  s = await startTestService({ tools: [scriptedTool(new ScriptedRunner())], realNetwork: true, config: { fetchAllow: ['127.0.0.1'], callbackMaxAttempts: 3, callbackBackoffBaseMs: 20 } });
 });
 after(async () => {
   await s.close();
@@ -29,7 +29,7 @@ after(async () => {
 async function runWithCallback(path: string): Promise<Record<string, unknown>> {
   const { json } = await s.post('/v1/Run/test/scripted', { inputImageUrl: receiver.url('/face.png'), callbackUrl: receiver.url(path) });
   const task = await waitForTerminal(s, json.taskid as string);
-  await s.service.ctx.background.drain();
+  await s.service.callbacks.idle();
   return task;
 }
 

@@ -124,6 +124,20 @@ function parseMerges(text: string): Map<string, number> {
   return ranks;
 }
 
+/**
+ * Most tokens one prompt may make: 1024 is 13 of the 75-token chunks long prompts are cut into, far past
+ * what the text encoders weigh usefully, and it bounds their work on a stranger's megabyte of text.
+ */
+export const MAX_PROMPT_TOKENS = 1024;
+
+/** A text that makes more tokens than the tokenizer accepts; the message is for the user. */
+export class PromptTooLongError extends Error {
+  constructor(readonly maxTokens: number) {
+    super(`The prompt is longer than ${maxTokens} tokens: shorten it (a token is about a short word or part of one).`);
+    this.name = 'PromptTooLongError';
+  }
+}
+
 export class ClipTokenizer {
   readonly bosId: number;
   readonly eosId: number;
@@ -138,7 +152,11 @@ export class ClipTokenizer {
   private readonly addedIds = new Map<string, number>();
   private readonly cache = new Map<string, string[]>();
 
-  constructor(source: TokenizerSource) {
+  /** Most tokens one text may make (see PromptTooLongError). */
+  readonly maxTokens: number;
+
+  constructor(source: TokenizerSource, opts: { maxTokens?: number } = {}) {
+    this.maxTokens = opts.maxTokens ?? MAX_PROMPT_TOKENS;
     this.encoder = new Map(Object.entries(source.vocab));
     this.decoder = new Map(Array.from(this.encoder, ([token, id]) => [id, token]));
     this.ranks = parseMerges(source.merges);
@@ -196,15 +214,23 @@ export class ClipTokenizer {
     return this.encoder.size;
   }
 
-  /** Tokens of `text` without bos/eos, as tokenizer.tokenize(text). */
+  /**
+   * Tokens of `text` without bos/eos, as tokenizer.tokenize(text). Stops with PromptTooLongError as soon as
+   * more than `maxTokens` are made (no work is spent on the rest of a huge text). Tokens are appended one by
+   * one: spreading a long word's tokens into push() overflowed the call stack.
+   */
   tokenize(text: string): string[] {
     const out: string[] = [];
+    const add = (token: string) => {
+      if (out.length >= this.maxTokens) throw new PromptTooLongError(this.maxTokens);
+      out.push(token);
+    };
     for (const piece of this.splitAddedTokens(text)) {
       if (piece.added) {
-        out.push(piece.text);
+        add(piece.text);
         continue;
       }
-      for (const pre of clipPreTokens(basicClean(piece.text))) out.push(...this.bpe(toByteAlphabet(pre)));
+      for (const pre of clipPreTokens(basicClean(piece.text))) for (const token of this.bpe(toByteAlphabet(pre))) add(token);
     }
     return out;
   }

@@ -7,6 +7,7 @@ import { answerOnce, fingerprint } from '../replay.js';
 import type { TaskRecord, TaskRef } from '../store/types.js';
 import { announceTerminal, describe } from '../tasks/lifecycle.js';
 import { isTerminal } from '../tasks/statuses.js';
+import { removeTaskFiles } from '../retention.js';
 
 function body(req: FastifyRequest): Record<string, unknown> {
   const b = req.body;
@@ -100,8 +101,7 @@ export function taskRoutes(ctx: ServiceContext) {
     app.post('/v1/Task/InputOutputDelete', auth, async (req, reply) => once('Task/InputOutputDelete', req, reply, async () => {
       const task = await ownTask(ctx, req);
       if (!isTerminal(task.status)) throw new ApiError(1, 'Task must be completed or cancelled before deleting files');
-      const removed = await ctx.store.deleteTaskFiles(task.id);
-      for (const f of removed) await ctx.files.remove(f.path);
+      await removeTaskFiles(ctx, task.id);
       return { errors: [], result: true };
     }));
   };

@@ -1,12 +1,13 @@
 // The embedded task store: SQLite in WAL mode through better-sqlite3. Plain SQL, one module.
 import { createRequire } from 'node:module';
 import { Worker } from 'node:worker_threads';
+import { randomBytes } from 'node:crypto';
 import Database from 'better-sqlite3';
 import type { Database as Db, Statement } from 'better-sqlite3';
 import { hexId, randomToken, randomUUID } from '../ids.js';
 import { BEFORE_RUN_STATUSES, STATUS_TIME_FIELD, TIME_FIELDS, isTerminal, type TaskStatus } from '../tasks/statuses.js';
 import type {
-  ApiKeyRecord, AuthMode, CallbackRecord, FileRecord, FileRole, NewTask, Project, ReplayRecord, TaskPatch, TaskRecord,
+  ApiKeyRecord, AuthMode, CallbackRecord, FileRecord, FileRole, NewTask, OutboxItem, Project, ReplayRecord, TaskPatch, TaskRecord,
   TaskRef, TaskStore, UploadRecord,
 } from './types.js';
 
@@ -93,6 +94,75 @@ CREATE UNIQUE INDEX IF NOT EXISTS uploads_access ON uploads(access_key, name);
 CREATE INDEX IF NOT EXISTS uploads_added ON uploads(added_at);
 `;
 
+// ---- Reliability (issue 13): each column is added once, in its own statement, so other branches'
+// migrations merge beside it. `attempts` counts the runs of a task that were cut off by the process
+// stopping (crash, kill -9, power): a task that has taken the process down twice is failed, not requeued.
+const MIGRATIONS_RELIABILITY: { table: string; column: string; ddl: string }[] = [
+  { table: 'tasks', column: 'attempts', ddl: 'ALTER TABLE tasks ADD COLUMN attempts INTEGER NOT NULL DEFAULT 0' },
+  // When InputOutputDelete or retention removed the task's files (NULL: still there).
+  { table: 'tasks', column: 'files_deleted_at', ddl: 'ALTER TABLE tasks ADD COLUMN files_deleted_at INTEGER' },
+  // The per-project secret callbacks are signed with (Standard Webhooks: whsec_ + base64 of 32 random bytes).
+  { table: 'projects', column: 'webhook_secret', ddl: 'ALTER TABLE projects ADD COLUMN webhook_secret TEXT' },
+  // Fair scheduling: the worker takes the oldest queued task of the project it served least recently.
+  { table: 'projects', column: 'last_claim_seq', ddl: 'ALTER TABLE projects ADD COLUMN last_claim_seq INTEGER' },
+];
+
+/** A project's active tasks (queued to running) are counted at every Run: counted from an index. */
+const SCHEMA_RELIABILITY_INDEXES = 'CREATE INDEX IF NOT EXISTS tasks_project_status ON tasks(project_id, status);';
+
+/** Run refused: the project already has `limit` tasks queued or running (Wiro's code 96). */
+export class TooManyActiveTasksError extends Error {
+  constructor(readonly limit: number) {
+    super(`This project already has ${limit} tasks queued or running (LIKENESS_MAX_ACTIVE_TASKS): wait for some to finish, then run again.`);
+    this.name = 'TooManyActiveTasksError';
+  }
+}
+
+// The callback outbox (issue 13, F9): one row per task with a callbackUrl, written when the task ends and
+// kept across restarts; each attempt is recorded, and the row is done when delivered or given up.
+const SCHEMA_CALLBACK_OUTBOX = `
+CREATE TABLE IF NOT EXISTS callback_outbox (
+  task_id INTEGER PRIMARY KEY REFERENCES tasks(id),
+  url TEXT NOT NULL,
+  body TEXT NOT NULL,
+  message_id TEXT NOT NULL,
+  attempts INTEGER NOT NULL DEFAULT 0,
+  next_at INTEGER NOT NULL,
+  done_at INTEGER
+);
+CREATE INDEX IF NOT EXISTS callback_outbox_due ON callback_outbox(done_at, next_at);
+`;
+
+/** Errors SQLite raises when another connection holds the lock: worth waiting for, never fatal. */
+const BUSY_CODES = new Set(['SQLITE_BUSY', 'SQLITE_BUSY_SNAPSHOT', 'SQLITE_BUSY_RECOVERY', 'SQLITE_LOCKED', 'SQLITE_LOCKED_SHAREDCACHE']);
+
+export function isBusyError(err: unknown): boolean {
+  return typeof err === 'object' && err !== null && BUSY_CODES.has(String((err as { code?: unknown }).code));
+}
+
+/** The database file or its disk is full (or the disk failed to write). */
+export function isFullError(err: unknown): boolean {
+  const code = String((err as { code?: unknown } | null)?.code ?? '');
+  return code === 'SQLITE_FULL' || code.startsWith('SQLITE_IOERR');
+}
+
+/** A write that could not be made: the database stayed locked past the retry window, or the disk is full. */
+export class StoreUnavailableError extends Error {
+  readonly code = 'LIKENESS_STORE_UNAVAILABLE';
+  constructor(override readonly cause: unknown, waitedMs: number) {
+    super(isFullError(cause)
+      ? 'The database could not be written: the disk is full (or failed). Free space under LIKENESS_HOME.'
+      : `The database stayed locked by another process for ${Math.round(waitedMs / 1000)} s.`);
+    this.name = 'StoreUnavailableError';
+  }
+}
+
+/** A task in flight when the process stopped this many times is failed instead of requeued. */
+export const MAX_CRASHES = 2;
+
+/** Largest WAL kept on disk after a checkpoint (SQLite truncates it back to this). */
+export const WAL_SIZE_LIMIT_BYTES = 64 * 1024 * 1024;
+
 /** A thread with its own connection that checkpoints the WAL every second (PASSIVE: never blocks writers). */
 function startCheckpointer(path: string): Worker {
   const code = `
@@ -100,10 +170,16 @@ function startCheckpointer(path: string): Worker {
     const Database = require(workerData.module);
     const db = new Database(workerData.path);
     db.pragma('busy_timeout = 1000');
-    const timer = setInterval(() => { try { db.pragma('wal_checkpoint(PASSIVE)'); } catch {} }, 1000);
+    db.pragma('journal_size_limit = ' + workerData.walLimit);
+    let ticks = 0;
+    // PASSIVE every second never blocks a writer; every 30 s a TRUNCATE (waits up to busy_timeout for
+    // readers) resets the WAL so it cannot grow without bound under a steady stream of writes.
+    const timer = setInterval(() => {
+      try { db.pragma(++ticks % 30 === 0 ? 'wal_checkpoint(TRUNCATE)' : 'wal_checkpoint(PASSIVE)'); } catch {}
+    }, 1000);
     parentPort.on('message', () => { clearInterval(timer); db.close(); parentPort.close(); });
   `;
-  const worker = new Worker(code, { eval: true, workerData: { path, module: createRequire(import.meta.url).resolve('better-sqlite3') } });
+  const worker = new Worker(code, { eval: true, workerData: { path, walLimit: WAL_SIZE_LIMIT_BYTES, module: createRequire(import.meta.url).resolve('better-sqlite3') } });
   worker.unref();
   return worker;
 }
@@ -112,7 +188,7 @@ interface TaskRow {
   id: number; uuid: string; project_id: number; tool: string; socket_token: string; status: string;
   parameters: string; params: string; debugoutput: string; debugerror: string; pexit: string | null;
   callback_url: string; callback: string | null; progress: string | null; cps: string; kill_requested: number;
-  folder_id: string; worker_id: string | null;
+  folder_id: string; worker_id: string | null; attempts: number;
   [time: string]: unknown;
 }
 
@@ -174,13 +250,20 @@ export class SqliteTaskStore implements TaskStore {
   private readonly statements = new Map<string, Statement>();
   private readonly checkpointer: Worker | undefined;
 
-  constructor(path: string, opts: { now?: () => number } = {}) {
+  /** How long a write waits, in short asynchronous retries, for a lock another process holds. */
+  private readonly busyRetryMs: number;
+
+  constructor(path: string, opts: { now?: () => number; busyRetryMs?: number } = {}) {
     this.now = opts.now ?? Date.now;
+    this.busyRetryMs = opts.busyRetryMs ?? 30_000;
     this.db = new Database(path);
     this.db.pragma('journal_mode = WAL');
     this.db.pragma('synchronous = NORMAL');
     this.db.pragma('foreign_keys = ON');
-    this.db.pragma('busy_timeout = 5000');
+    // better-sqlite3 waits synchronously: a long busy_timeout would freeze every request. Wait briefly
+    // here and retry asynchronously (write()), so the event loop keeps serving while the lock is held.
+    this.db.pragma('busy_timeout = 25');
+    this.db.pragma(`journal_size_limit = ${WAL_SIZE_LIMIT_BYTES}`);
     // Checkpoint the WAL from a second connection on a worker thread, not inside whichever request's
     // write crosses the threshold: automatic checkpoints stalled a Run every ~180 inserts in the API
     // benchmark, and a timer on this thread stalled a batch of requests every tick instead.
@@ -188,6 +271,12 @@ export class SqliteTaskStore implements TaskStore {
     this.checkpointer = path === ':memory:' ? undefined : startCheckpointer(path);
     this.db.exec(SCHEMA);
     this.db.exec(REPLAY_SCHEMA);
+    this.db.exec(SCHEMA_CALLBACK_OUTBOX);
+    for (const m of MIGRATIONS_RELIABILITY) {
+      const has = this.db.prepare<[], { name: string }>(`SELECT name FROM pragma_table_info('${m.table}')`).all().some((c) => c.name === m.column);
+      if (!has) this.db.exec(m.ddl);
+    }
+    this.db.exec(SCHEMA_RELIABILITY_INDEXES);
     const db = this.db;
     this.stmt = {
       taskById: db.prepare<[number], TaskRow>('SELECT * FROM tasks WHERE id = ?'),
@@ -204,8 +293,34 @@ export class SqliteTaskStore implements TaskStore {
          VALUES (@id, @taskId, @projectId, @role, @name, @contentType, @size, @path, @accessKey, @addedAt, @modifiedAt)`),
       claim: db.prepare<[number, string], TaskRow>(
         `UPDATE tasks SET status = 'task_accept', accepttime = ?, worker_id = ?
-         WHERE id = (SELECT id FROM tasks WHERE status = 'task_queue' ORDER BY id LIMIT 1) RETURNING *`),
+         WHERE id = (SELECT t.id FROM tasks t JOIN projects p ON p.id = t.project_id WHERE t.status = 'task_queue'
+                     ORDER BY COALESCE(p.last_claim_seq, 0), t.id LIMIT 1) RETURNING *`),
+      // A counter, not a clock: two claims in one millisecond must still take turns.
+      claimedBy: db.prepare<[number]>('UPDATE projects SET last_claim_seq = (SELECT COALESCE(MAX(last_claim_seq), 0) + 1 FROM projects) WHERE id = ?'),
+      activeOf: db.prepare<[number], { n: number }>(
+        "SELECT COUNT(*) AS n FROM tasks WHERE project_id = ? AND status NOT IN ('task_postprocess_end', 'task_cancel', 'task_error')"),
     };
+  }
+
+  /**
+   * Runs a write, retrying while another connection holds the lock (backoff 10 ms → 250 ms) for up to
+   * busyRetryMs; then, or at once for a full disk, throws StoreUnavailableError. Never lets SQLITE_BUSY out.
+   */
+  private async write<T>(fn: () => T): Promise<T> {
+    const start = Date.now();
+    let delay = 10;
+    for (;;) {
+      try {
+        return fn();
+      } catch (err) {
+        const waited = Date.now() - start;
+        if (isFullError(err)) throw new StoreUnavailableError(err, waited);
+        if (!isBusyError(err)) throw err;
+        if (waited >= this.busyRetryMs) throw new StoreUnavailableError(err, waited);
+        await new Promise((r) => setTimeout(r, Math.min(delay, Math.max(1, this.busyRetryMs - waited))));
+        delay = Math.min(delay * 2, 250);
+      }
+    }
   }
 
   private sql<P extends unknown[] = unknown[], R = unknown>(text: string): Statement<P, R> {
@@ -219,7 +334,7 @@ export class SqliteTaskStore implements TaskStore {
 
   async createProject(name: string, auth: AuthMode): Promise<Project> {
     const createdAt = this.now();
-    const info = this.sql('INSERT INTO projects (name, auth, created_at) VALUES (?, ?, ?)').run(name, auth, createdAt);
+    const info = await this.write(() => this.sql('INSERT INTO projects (name, auth, created_at) VALUES (?, ?, ?)').run(name, auth, createdAt));
     return { id: Number(info.lastInsertRowid), name, auth, createdAt };
   }
 
@@ -239,8 +354,8 @@ export class SqliteTaskStore implements TaskStore {
     if (!project) throw new Error(`no project with id ${projectId}`);
     const apiKey = randomToken(32);
     const apiSecret = project.auth === 'signature' ? randomToken(40) : null;
-    this.sql('INSERT INTO api_keys (api_key, api_secret, project_id, created_at) VALUES (?, ?, ?, ?)')
-      .run(apiKey, apiSecret, projectId, this.now());
+    await this.write(() => this.sql('INSERT INTO api_keys (api_key, api_secret, project_id, created_at) VALUES (?, ?, ?, ?)')
+      .run(apiKey, apiSecret, projectId, this.now()));
     return { apiKey, apiSecret };
   }
 
@@ -267,11 +382,12 @@ export class SqliteTaskStore implements TaskStore {
   }
 
   async revokeKey(apiKey: string): Promise<boolean> {
-    return this.sql('UPDATE api_keys SET revoked_at = ? WHERE api_key = ? AND revoked_at IS NULL').run(this.now(), apiKey).changes === 1;
+    return (await this.write(() => this.sql('UPDATE api_keys SET revoked_at = ? WHERE api_key = ? AND revoked_at IS NULL').run(this.now(), apiKey))).changes === 1;
   }
 
   private readonly insertTaskWithInputs = (task: NewTask, inputs: Omit<FileRecord, 'taskId'>[]): number =>
     this.db.transaction(() => {
+      if (task.maxActive !== undefined && this.stmt.activeOf.get(task.projectId)!.n >= task.maxActive) throw new TooManyActiveTasksError(task.maxActive);
       const info = this.stmt.insertTask.run({
         uuid: randomUUID(), project_id: task.projectId, tool: task.tool, socket_token: randomToken(30),
         parameters: JSON.stringify(task.parameters), params: JSON.stringify(task.params ?? null),
@@ -284,7 +400,8 @@ export class SqliteTaskStore implements TaskStore {
     })();
 
   async createTask(task: NewTask, inputs: Omit<FileRecord, 'taskId'>[] = []): Promise<TaskRecord> {
-    return toTask(this.stmt.taskById.get(this.insertTaskWithInputs(task, inputs))!);
+    const id = await this.write(() => this.insertTaskWithInputs(task, inputs));
+    return toTask(this.stmt.taskById.get(id)!);
   }
 
   async getTask(projectId: number, ref: TaskRef): Promise<TaskRecord | undefined> {
@@ -310,7 +427,12 @@ export class SqliteTaskStore implements TaskStore {
   }
 
   async claimNext(workerId: string): Promise<TaskRecord | undefined> {
-    const r = this.stmt.claim.get(this.now(), workerId);
+    const r = await this.write(this.db.transaction(() => {
+      const now = this.now();
+      const row = this.stmt.claim.get(now, workerId);
+      if (row) this.stmt.claimedBy.run(row.project_id);
+      return row;
+    }));
     return r && toTask(r);
   }
 
@@ -349,12 +471,12 @@ export class SqliteTaskStore implements TaskStore {
   }
 
   async transition(id: number, status: TaskStatus, patch: TaskPatch = {}): Promise<TaskRecord | undefined> {
-    if (!this.applyPatch(id, patch, status)) return undefined;
+    if (!(await this.write(() => this.applyPatch(id, patch, status)))) return undefined;
     return toTask(this.stmt.taskById.get(id)!);
   }
 
   async patch(id: number, patch: TaskPatch): Promise<void> {
-    this.applyPatch(id, patch);
+    await this.write(() => this.applyPatch(id, patch));
   }
 
   async finish(id: number, status: TaskStatus, patch: TaskPatch, outputs: FileRecord[]): Promise<TaskRecord | undefined> {
@@ -364,17 +486,17 @@ export class SqliteTaskStore implements TaskStore {
       for (const f of outputs) this.stmt.insertFile.run(f);
       return true;
     });
-    return run() ? toTask(this.stmt.taskById.get(id)!) : undefined;
+    return (await this.write(run)) ? toTask(this.stmt.taskById.get(id)!) : undefined;
   }
 
   async cancelQueued(id: number): Promise<boolean> {
     // pexit "0", as the seed's Cancel example shows it.
-    return this.sql("UPDATE tasks SET status = 'task_cancel', pexit = '0', canceltime = ? WHERE id = ? AND status = 'task_queue'")
-      .run(this.now(), id).changes === 1;
+    return (await this.write(() => this.sql("UPDATE tasks SET status = 'task_cancel', pexit = '0', canceltime = ? WHERE id = ? AND status = 'task_queue'")
+      .run(this.now(), id))).changes === 1;
   }
 
   async requestKill(id: number): Promise<void> {
-    this.sql('UPDATE tasks SET kill_requested = 1 WHERE id = ?').run(id);
+    await this.write(() => this.sql('UPDATE tasks SET kill_requested = 1 WHERE id = ?').run(id));
   }
 
   async recoverInFlight(reason: string): Promise<{ requeued: number[]; failed: TaskRecord[] }> {
@@ -385,30 +507,34 @@ export class SqliteTaskStore implements TaskStore {
       const failed: number[] = [];
       for (const r of rows) {
         const status = r.status as TaskStatus;
-        if (BEFORE_RUN_STATUSES.has(status) && r.kill_requested === 0) {
+        const crashes = (r.attempts ?? 0) + 1;
+        if (BEFORE_RUN_STATUSES.has(status) && r.kill_requested === 0 && crashes < MAX_CRASHES) {
           this.sql(
             `UPDATE tasks SET status = 'task_queue', worker_id = NULL, accepttime = NULL, preprocessstarttime = NULL,
-             preprocessendtime = NULL, assigntime = NULL, debugoutput = debugoutput || ? WHERE id = ?`)
-            .run(`${reason}: requeued before it started running.\n`, r.id);
+             preprocessendtime = NULL, assigntime = NULL, attempts = ?, debugoutput = debugoutput || ? WHERE id = ?`)
+            .run(crashes, `${reason}: requeued before it started running.\n`, r.id);
           requeued.push(r.id);
         } else {
           const now = this.now();
+          const why = crashes >= MAX_CRASHES && BEFORE_RUN_STATUSES.has(status)
+            ? `${reason} during this task ${crashes} times; it is not retried again (the server stopped; not billed).`
+            : `${reason} while this task was running; it did not finish (the server stopped; not billed). Run it again.`;
           this.sql(
             `UPDATE tasks SET status = 'task_postprocess_end', pexit = '1', debugerror = ?, postprocessendtime = ?,
-             endtime = COALESCE(endtime, ?), progress = NULL WHERE id = ?`)
-            .run(`${reason} while this task was running; it did not finish. Run it again.`, now, now, r.id);
+             endtime = COALESCE(endtime, ?), progress = NULL, attempts = ? WHERE id = ?`)
+            .run(why, now, now, crashes, r.id);
           this.sql("DELETE FROM files WHERE task_id = ? AND role = 'output'").run(r.id);
           failed.push(r.id);
         }
       }
       return { requeued, failed };
     });
-    const { requeued, failed } = recover();
+    const { requeued, failed } = await this.write(recover);
     return { requeued, failed: failed.map((id) => toTask(this.stmt.taskById.get(id)!)) };
   }
 
   async setCallback(id: number, record: CallbackRecord): Promise<void> {
-    this.sql('UPDATE tasks SET callback = ? WHERE id = ?').run(JSON.stringify(record), id);
+    await this.write(() => this.sql('UPDATE tasks SET callback = ? WHERE id = ?').run(JSON.stringify(record), id));
   }
 
   async listFiles(taskId: number, role?: FileRole): Promise<FileRecord[]> {
@@ -427,9 +553,56 @@ export class SqliteTaskStore implements TaskStore {
     const del = this.db.transaction(() => {
       const rows = this.sql<[number], FileRow>('SELECT * FROM files WHERE task_id = ?').all(taskId);
       this.sql('DELETE FROM files WHERE task_id = ?').run(taskId);
+      this.sql('UPDATE tasks SET files_deleted_at = ? WHERE id = ?').run(this.now(), taskId);
       return rows.map(toFile);
     });
-    return del();
+    return this.write(del);
+  }
+
+  async webhookSecret(projectId: number): Promise<string> {
+    const row = this.sql<[number], { webhook_secret: string | null }>('SELECT webhook_secret FROM projects WHERE id = ?').get(projectId);
+    if (!row) throw new Error(`no project with id ${projectId}`);
+    if (row.webhook_secret) return row.webhook_secret;
+    const secret = `whsec_${randomBytes(32).toString('base64')}`;
+    await this.write(() => this.sql('UPDATE projects SET webhook_secret = COALESCE(webhook_secret, ?) WHERE id = ?').run(secret, projectId));
+    return this.sql<[number], { webhook_secret: string }>('SELECT webhook_secret FROM projects WHERE id = ?').get(projectId)!.webhook_secret;
+  }
+
+  async enqueueCallback(item: { taskId: number; url: string; body: string; messageId: string }): Promise<void> {
+    await this.write(() => this.sql('INSERT OR IGNORE INTO callback_outbox (task_id, url, body, message_id, next_at) VALUES (?, ?, ?, ?, ?)')
+      .run(item.taskId, item.url, item.body, item.messageId, this.now()));
+  }
+
+  async dueCallbacks(limit: number): Promise<OutboxItem[]> {
+    return this.sql<[number, number], { task_id: number; url: string; body: string; message_id: string; attempts: number; next_at: number }>(
+      'SELECT * FROM callback_outbox WHERE done_at IS NULL AND next_at <= ? ORDER BY next_at LIMIT ?').all(this.now(), limit)
+      .map((r) => ({ taskId: r.task_id, url: r.url, body: r.body, messageId: r.message_id, attempts: r.attempts, nextAt: r.next_at }));
+  }
+
+  async nextCallbackAt(): Promise<number | undefined> {
+    return this.sql<[], { at: number | null }>('SELECT MIN(next_at) AS at FROM callback_outbox WHERE done_at IS NULL').get()?.at ?? undefined;
+  }
+
+  async recordCallbackAttempt(taskId: number, record: CallbackRecord, next: { at: number } | 'done'): Promise<void> {
+    await this.write(this.db.transaction(() => {
+      this.sql('UPDATE callback_outbox SET attempts = ?, next_at = ?, done_at = ? WHERE task_id = ?')
+        .run(record.attempts, next === 'done' ? this.now() : next.at, next === 'done' ? this.now() : null, taskId);
+      this.sql('UPDATE tasks SET callback = ? WHERE id = ?').run(JSON.stringify(record), taskId);
+    }));
+  }
+
+  async addFiles(files: FileRecord[]): Promise<void> {
+    await this.write(this.db.transaction(() => {
+      for (const f of files) this.stmt.insertFile.run(f);
+    }));
+  }
+
+  async tasksToExpire(endedBefore: number, limit: number): Promise<number[]> {
+    const terminal = "'task_postprocess_end', 'task_cancel', 'task_error'";
+    return this.sql<[number, number], { id: number }>(
+      `SELECT id FROM tasks WHERE status IN (${terminal}) AND files_deleted_at IS NULL
+       AND COALESCE(postprocessendtime, canceltime, endtime, createtime) < ? ORDER BY id LIMIT ?`)
+      .all(endedBefore, limit).map((r) => r.id);
   }
 
   // --- uploads (issue #12) ---

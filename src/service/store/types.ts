@@ -39,6 +39,17 @@ export interface CallbackRecord {
   deliveredAt?: number;
 }
 
+/** A callback waiting in the outbox: the exact body to send (signed as sent) and its Standard Webhooks id. */
+export interface OutboxItem {
+  taskId: number;
+  url: string;
+  body: string;
+  messageId: string;
+  /** Attempts made so far. */
+  attempts: number;
+  nextAt: number;
+}
+
 export interface TaskRecord {
   id: number;
   uuid: string;
@@ -91,6 +102,8 @@ export interface NewTask {
   callbackUrl: string;
   cps: string;
   debugoutput?: string;
+  /** Refuse (TooManyActiveTasksError) when the project already has this many tasks queued or running. */
+  maxActive?: number;
 }
 
 /** What a task is looked up by: Wiro clients send any one of these. */
@@ -167,8 +180,22 @@ export interface TaskStore {
   // files
   listFiles(taskId: number, role?: FileRole): Promise<FileRecord[]>;
   findFile(accessKey: string, name: string): Promise<FileRecord | undefined>;
-  /** Removes a task's file records; returns what they pointed at so the caller can delete the bytes. */
+  /** Removes a task's file records (and marks its files deleted); returns what they pointed at so the caller can delete the bytes. */
   deleteTaskFiles(taskId: number): Promise<FileRecord[]>;
+  /** The project's callback signing secret (whsec_…), made on first use. */
+  webhookSecret(projectId: number): Promise<string>;
+  /** Puts a task's callback in the durable outbox (once per task). */
+  enqueueCallback(item: { taskId: number; url: string; body: string; messageId: string }): Promise<void>;
+  /** Outbox items whose next attempt is due, earliest first. */
+  dueCallbacks(limit: number): Promise<OutboxItem[]>;
+  /** When the earliest pending outbox item is due (undefined: none pending). */
+  nextCallbackAt(): Promise<number | undefined>;
+  /** Stores an attempt's outcome on the task (callbackdelivery) and schedules the next one, or closes the item. */
+  recordCallbackAttempt(taskId: number, record: CallbackRecord, next: { at: number } | 'done'): Promise<void>;
+  /** Records files a task made after it was created (URL inputs fetched in preprocess). */
+  addFiles(files: FileRecord[]): Promise<void>;
+  /** Terminal tasks that ended before `endedBefore` and still have their files (for retention), oldest first. */
+  tasksToExpire(endedBefore: number, limit: number): Promise<number[]>;
 
   // uploads (File/Upload)
   addUpload(upload: UploadRecord): Promise<void>;

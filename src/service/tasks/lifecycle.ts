@@ -46,8 +46,6 @@ export async function announceTerminal(ctx: ServiceContext, task: TaskRecord): P
   ctx.events.publish({ taskId: task.id, ...frame });
   if (!task.callbackUrl) return;
   const payload = await describe(ctx, task);
-  void ctx.background.track(ctx.net
-    .deliverCallback(task.callbackUrl, payload)
-    .then((record) => ctx.store.setCallback(task.id, record))
-    .catch((err: unknown) => ctx.log.error(`callback for task ${task.id} could not be recorded: ${String(err)}`)));
+  // Into the durable outbox: delivered (and retried) by the callback dispatcher, also after a restart.
+  await ctx.callbacks.enqueue(task, payload).catch((err: unknown) => ctx.log.error(`callback for task ${task.id} could not be queued: ${String(err)}`));
 }

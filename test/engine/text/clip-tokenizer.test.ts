@@ -6,7 +6,7 @@ import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { EngineError } from '../../../src/engine/errors.js';
-import { ClipTokenizer } from '../../../src/engine/text/clip-tokenizer.js';
+import { ClipTokenizer, MAX_PROMPT_TOKENS, PromptTooLongError } from '../../../src/engine/text/clip-tokenizer.js';
 import { basicClean, bytesToUnicode } from '../../../src/engine/text/clip-pretokenize.js';
 import { golden } from '../../helpers/paths.js';
 
@@ -129,4 +129,20 @@ test('the tiny pipeline tokenizer reads its specials from tokenizer_config.json'
   const t2 = ClipTokenizer.fromFolder(join(golden('instantid-pipeline'), 'tokenizer_2'));
   assert.deepEqual([t1.bosId, t1.eosId, t1.padId], [598, 599, 599]);
   assert.equal(t2.padId, t2.tokenToId('!'));
+});
+
+test('a single 100,000-character word makes its 200,000 tokens without overflowing the call stack', () => {
+  const unbounded = new ClipTokenizer({ vocab, merges }, { maxTokens: Infinity });
+  const tokens = unbounded.tokenize('\u0f00'.repeat(100_000));
+  assert.equal(tokens.length, 200_000);
+});
+
+test('a megabyte prompt is refused by the token bound, quickly and with a message for the user', () => {
+  const t0 = Date.now();
+  assert.throws(() => clip.encode('a photo of a cat '.repeat(60_000)), (err: Error) => {
+    assert.ok(err instanceof PromptTooLongError);
+    assert.match(err.message, new RegExp(`longer than ${MAX_PROMPT_TOKENS} tokens`));
+    return true;
+  });
+  assert.ok(Date.now() - t0 < 2000, `took ${Date.now() - t0} ms`);
 });
