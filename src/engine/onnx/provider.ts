@@ -56,14 +56,19 @@ export interface GraphChoices {
   attention: AttentionMode;
   /** The compute type a pipeline uses unless told: float32 everywhere (fp16 is opt-in, see README). */
   dtype: FloatDType;
+  /**
+   * Convs whose input channels are not a multiple of this get zero channels added (input and weight):
+   * ORT 1.30's WebGPU 3×3 Conv is wrong for e.g. 6 input channels (ort-faults.test.ts). 1 = as they are.
+   */
+  convChannelMultiple: number;
 }
 
 export function graphChoicesFor(ep: ExecutionProvider = defaultExecutionProvider()): GraphChoices {
   switch (ep) {
-    case 'cpu': return { attention: 'fused', dtype: 'float32' };
-    case 'webgpu': return { attention: 'plain', dtype: 'float32' };
+    case 'cpu': return { attention: 'fused', dtype: 'float32', convChannelMultiple: 1 };
+    case 'webgpu': return { attention: 'plain', dtype: 'float32', convChannelMultiple: 4 };
     case 'cuda':
-    case 'tensorrt': return { attention: 'plain', dtype: 'float32' };
+    case 'tensorrt': return { attention: 'plain', dtype: 'float32', convChannelMultiple: 1 };
   }
 }
 

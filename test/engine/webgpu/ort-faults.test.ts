@@ -77,3 +77,32 @@ webgpuTest('forceCpuNodes: the named nodes of a WebGPU session run on the CPU (n
   const info = await webgpuReady();
   if (!(info instanceof Error) && /swiftshader/i.test(info.adapter)) assert.ok((await error([])) > 1e-5, 'Sin on SwiftShader is approximate');
 });
+
+/** One 3×3 Conv (padding 1, no bias) of a [1, cin, 6, 10] input to 8 channels: max |webgpu − cpu|. */
+async function conv3x3Error(cin: number): Promise<number> {
+  const g = new GraphBuilder();
+  const x = g.input('x', [1, cin, 6, 10]);
+  const w = g.input('w', [8, cin, 3, 3]);
+  g.output(g.conv2d(x, w, undefined, { padding: 1, stride: 1 }), 'y');
+  const bytes = await encodeModel(g.build());
+  const feeds = {
+    x: { dtype: 'float32' as const, dims: [1, cin, 6, 10], data: Float32Array.from(randn([1, cin, 6, 10], 3, 1).data) },
+    w: { dtype: 'float32' as const, dims: [8, cin, 3, 3], data: Float32Array.from(randn([8, cin, 3, 3], 5, 1).data) },
+  };
+  const outs: Float32Array[] = [];
+  for (const ep of ['cpu', 'webgpu'] as const) {
+    const s = await createSession(bytes, { executionProvider: ep, intraOpThreads: 1 });
+    try {
+      outs.push((await s.run(feeds)).y!.data as Float32Array);
+    } finally {
+      await s.dispose();
+    }
+  }
+  return maxDiff(outs[0]!, outs[1]!);
+}
+
+webgpuTest('ORT fault: WebGPU 3×3 Conv is wrong when the input channels are not a multiple of 4 (6: off by ~10; 4 and 8 match)', async () => {
+  const six = await conv3x3Error(6);
+  assert.ok(six > 1e-2, `3×3 Conv with 6 input channels now matches the CPU (${six}): ORT fixed it`);
+  assert.ok((await conv3x3Error(4)) < 1e-4 && (await conv3x3Error(8)) < 1e-4, 'Conv with 4 / 8 input channels');
+});

@@ -51,8 +51,23 @@ function resizeTo(g: GraphBuilder, x: Tensor, sizes: Tensor, alignCorners: boole
   })[0]!;
 }
 
+/** Channel padding for convs (graphChoicesFor's convChannelMultiple), set per graph build. */
+let channelMultiple = 1;
+
+/** x ⊛ weight, with zero input channels added up to channelMultiple (same result; works around a WebGPU Conv fault). */
+function conv2dPadded(g: GraphBuilder, x: Tensor, weight: Tensor, bias: Tensor | undefined, options: { padding: number; stride: number }): Tensor {
+  const cin = weight.shape[1];
+  const extra = typeof cin === 'number' ? (channelMultiple - (cin % channelMultiple)) % channelMultiple : 0;
+  if (extra > 0) {
+    const pad = (t: Tensor): Tensor => g.op('Pad', [t, g.ints([0, 0, 0, 0, 0, extra, 0, 0])], [{ dtype: t.dtype, shape: [t.shape[0]!, (cin as number) + extra, t.shape[2]!, t.shape[3]!] }])[0]!;
+    x = pad(x);
+    weight = pad(weight);
+  }
+  return g.conv2d(x, weight, bias, options);
+}
+
 function conv(g: GraphBuilder, w: WeightScope, x: Tensor, options: { padding?: number; stride?: number } = {}): Tensor {
-  return g.conv2d(x, w.get('weight'), w.maybe('bias'), { padding: options.padding ?? 0, stride: options.stride ?? 1 });
+  return conv2dPadded(g, x, w.get('weight'), w.maybe('bias'), { padding: options.padding ?? 0, stride: options.stride ?? 1 });
 }
 
 function dinov2Layer(g: GraphBuilder, w: WeightScope, cfg: DepthAnythingConfig, h: Tensor): Tensor {
@@ -78,6 +93,8 @@ export interface DepthGraphOptions {
   dtype?: 'float32' | 'float16';
   /** 'fused' (com.microsoft.MultiHeadAttention, blockwise on the CPU EP) or 'plain' (MatMul/Softmax/MatMul). */
   attention?: AttentionMode;
+  /** Pad conv input channels to a multiple of this (graphChoicesFor(ep).convChannelMultiple); 1 by default. */
+  convChannelMultiple?: number;
 }
 
 /**
@@ -87,6 +104,7 @@ export interface DepthGraphOptions {
 export function buildDepthAnythingGraph(weights: TensorSource, cfg: DepthAnythingConfig, options: DepthGraphOptions = {}): ModelDef {
   const p = cfg.patch;
   const D = cfg.hidden;
+  channelMultiple = Math.max(1, options.convChannelMultiple ?? 1);
   const g = new GraphBuilder({ name: 'depth-anything', dtype: options.dtype ?? 'float32', keepIoFloat32: true, ...(options.attention ? { attention: options.attention } : {}) });
   const root = new WeightScope(g, weights, '');
   const bb = root.at('backbone');
@@ -134,7 +152,7 @@ export function buildDepthAnythingGraph(weights: TensorSource, cfg: DepthAnythin
     } else if (f < 1) {
       s = conv(g, layer.at('resize'), s, { padding: 1, stride: Math.round(1 / f) });
     }
-    return g.conv2d(s, neck.get(`convs.${i}.weight`), neck.maybe(`convs.${i}.bias`), { padding: 1 });
+    return conv2dPadded(g, s, neck.get(`convs.${i}.weight`), neck.maybe(`convs.${i}.bias`), { padding: 1, stride: 1 });
   }));
 
   // Fusion, deepest first.

@@ -9,6 +9,7 @@ import { EngineError } from '../../errors.js';
 import { readJsonObject } from '../../formats/diffusers-component.js';
 import type { RunOptions } from '../../onnx/index.js';
 import { attentionModeFor, compileAndOpen, f32, outputF32, weightsHashOf, type CompiledNet, type F32, type NetLoadOptions } from '../../nets/net-session.js';
+import { graphChoicesFor } from '../../onnx/provider.js';
 import { openSources, type TensorSource } from '../../nets/sdxl-weights.js';
 import { parseDepthAnythingConfig, type DepthAnythingConfig, type PositionInterpolation } from './config.js';
 import { DEPTH_IO, buildDepthAnythingGraph, interpolatePositions } from './graph.js';
@@ -125,10 +126,11 @@ export class DepthEstimator {
   private graph(): Promise<CompiledNet> {
     if (this.closed) throw new Error('DepthEstimator used after dispose()');
     const attention = this.options.attention ?? attentionModeFor(this.options.session?.executionProvider);
+    const convChannelMultiple = graphChoicesFor(this.options.session?.executionProvider).convChannelMultiple;
     this.net ??= compileAndOpen(
       this.options,
-      { net: 'depth-anything', weightsHash: this.weightsHash, config: { ...this.config, positionInterpolation: undefined, attention, code: depthSourceHash() } },
-      () => buildDepthAnythingGraph(this.source, this.config, { attention, ...(this.options.dtype ? { dtype: this.options.dtype } : {}) }),
+      { net: 'depth-anything', weightsHash: this.weightsHash, config: { ...this.config, positionInterpolation: undefined, attention, convChannelMultiple, code: depthSourceHash() } },
+      () => buildDepthAnythingGraph(this.source, this.config, { attention, convChannelMultiple, ...(this.options.dtype ? { dtype: this.options.dtype } : {}) }),
     );
     return this.net;
   }
