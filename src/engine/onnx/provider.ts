@@ -61,14 +61,21 @@ export interface GraphChoices {
    * ORT 1.30's WebGPU 3×3 Conv is wrong for e.g. 6 input channels (ort-faults.test.ts). 1 = as they are.
    */
   convChannelMultiple: number;
+  /**
+   * LoRAs as run-time low-rank branches (factor inputs with a symbolic rank, rank 0 when unused) rather than
+   * fused weights. cpu only: on webgpu a served task on the slotted graphs ended the process with SIGSEGV
+   * (exit 139, test/engine/webgpu/instantid-service.test.ts) — fused there until that is isolated; cuda /
+   * tensorrt not yet measured.
+   */
+  loraBranches: boolean;
 }
 
 export function graphChoicesFor(ep: ExecutionProvider = defaultExecutionProvider()): GraphChoices {
   switch (ep) {
-    case 'cpu': return { attention: 'fused', dtype: 'float32', convChannelMultiple: 1 };
-    case 'webgpu': return { attention: 'plain', dtype: 'float32', convChannelMultiple: 4 };
+    case 'cpu': return { attention: 'fused', dtype: 'float32', convChannelMultiple: 1, loraBranches: true };
+    case 'webgpu': return { attention: 'plain', dtype: 'float32', convChannelMultiple: 4, loraBranches: false };
     case 'cuda':
-    case 'tensorrt': return { attention: 'plain', dtype: 'float32', convChannelMultiple: 1 };
+    case 'tensorrt': return { attention: 'plain', dtype: 'float32', convChannelMultiple: 1, loraBranches: false };
   }
 }
 

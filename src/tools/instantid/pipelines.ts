@@ -7,6 +7,7 @@
 // a set or scale change is setLoras(), no rebuild, nothing written), or — for what branches cannot
 // carry (DoRA, LoCon convolutions) — fused into the weights as they are read (engine/lora/apply.ts),
 // one pipeline and compile-cache entry per (set, scales).
+import { graphChoicesFor } from '../../engine/onnx/provider.js';
 import { lorasFor, loraCacheKey, withLoras, type AppliedLora } from '../../engine/lora/apply.js';
 import { runtimeLoraSupport } from '../../engine/lora/runtime.js';
 import type { LoraComponent } from '../../engine/formats/lora.js';
@@ -67,7 +68,7 @@ export class PipelineCache {
    * loads nothing), fused otherwise.
    */
   async get(spec: PipelineSpec): Promise<{ pipeline: InstantIdPipeline; loaded: boolean }> {
-    if (branchable(spec.loras)) {
+    if (graphChoicesFor(this.options.executionProvider).loraBranches && branchable(spec.loras)) {
       const got = await this.entry(pipelineKey(spec, true), spec, true);
       got.pipeline.setLoras(spec.loras);
       return got;

@@ -83,7 +83,7 @@ webgpuTest('a Run through `likeness serve` with LIKENESS_EP=webgpu: /healthz nam
   for (;;) {
     const res = await fetch(`${url}/v1/Task/Detail`, {
       method: 'POST', headers: { ...headers(), 'content-type': 'application/json' }, body: JSON.stringify({ taskid: run.taskid }),
-    });
+    }).catch((err: unknown) => { throw new Error(`Task/Detail failed (${String((err as { cause?: unknown }).cause ?? err)})\n${log()}`); });
     task = ((await res.json()) as { tasklist: Record<string, unknown>[] }).tasklist[0]!;
     if (['task_postprocess_end', 'task_cancel', 'task_error'].includes(task.status as string)) break;
     assert.ok(Date.now() < end, `task still ${String(task.status)} after 240 s\n${log()}`);
