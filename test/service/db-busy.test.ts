@@ -79,3 +79,27 @@ test('a lock held past the retry window fails that task cleanly (pexit 1, cost 0
     await s.close();
   }
 });
+
+test('a signed Run and a File/Upload sent while another process holds the lock wait for it and then succeed', async () => {
+  const net = new FakeNetwork();
+  net.images.set(URL, TINY_PNG);
+  const s = await startTestService({ network: net, config: { dbBusyRetryMs: 5000 } });
+  try {
+    // Both write before they act: the replay record of the signed call, then the task or the upload.
+    const released = holdWriteLock(s.home, 600);
+    const form = new FormData();
+    form.append('file', new Blob([TINY_PNG]), 'face.png');
+    const [run, upload] = await Promise.all([
+      s.post('/v1/Run/test/scripted', { inputImageUrl: URL }),
+      fetch(`${s.url}/v1/File/Upload`, { method: 'POST', headers: s.signedHeaders(), body: form }).then(async (r) => ({ status: r.status, json: (await r.json()) as { result: boolean } })),
+    ]);
+    await released;
+    assert.equal(run.status, 200, JSON.stringify(run.json));
+    assert.equal(run.json.result, true);
+    assert.equal(upload.status, 200, JSON.stringify(upload.json));
+    assert.equal(upload.json.result, true);
+    assert.equal((await waitForTerminal(s, run.json.taskid as string)).pexit, '0');
+  } finally {
+    await s.close();
+  }
+});

@@ -608,9 +608,9 @@ export class SqliteTaskStore implements TaskStore {
   // --- uploads (issue #12) ---
 
   async addUpload(u: UploadRecord): Promise<void> {
-    this.sql(
+    await this.write(() => this.sql(
       `INSERT INTO uploads (id, project_id, name, content_type, size, path, access_key, added_at)
-       VALUES (?, ?, ?, ?, ?, ?, ?, ?)`).run(u.id, u.projectId, u.name, u.contentType, u.size, u.path, u.accessKey, u.addedAt);
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?)`).run(u.id, u.projectId, u.name, u.contentType, u.size, u.path, u.accessKey, u.addedAt));
   }
 
   async findUpload(accessKey: string, name: string): Promise<UploadRecord | undefined> {
@@ -619,12 +619,12 @@ export class SqliteTaskStore implements TaskStore {
   }
 
   async deleteUpload(projectId: number, id: string): Promise<UploadRecord | undefined> {
-    const r = this.sql<[string, number], UploadRow>('DELETE FROM uploads WHERE id = ? AND project_id = ? RETURNING *').get(id, projectId);
+    const r = await this.write(() => this.sql<[string, number], UploadRow>('DELETE FROM uploads WHERE id = ? AND project_id = ? RETURNING *').get(id, projectId));
     return r && toUpload(r);
   }
 
   async pruneUploads(before: number): Promise<UploadRecord[]> {
-    return this.sql<[number], UploadRow>('DELETE FROM uploads WHERE added_at < ? RETURNING *').all(before).map(toUpload);
+    return (await this.write(() => this.sql<[number], UploadRow>('DELETE FROM uploads WHERE added_at < ? RETURNING *').all(before))).map(toUpload);
   }
 
   // --- replay protection (issue #12) ---
@@ -641,20 +641,20 @@ export class SqliteTaskStore implements TaskStore {
       return this.sql<[string, string], ReplayRecord>(
         'SELECT fingerprint, status, response, created_at AS createdAt FROM replay_records WHERE scope = ? AND ref = ?').get(scope, ref);
     });
-    const record = claim.immediate();
+    const record = await this.write(() => claim.immediate());
     return record ? { claimed: false, record } : { claimed: true };
   }
 
   async completeReplay(scope: string, ref: string, status: number, response: string): Promise<void> {
-    this.sql('UPDATE replay_records SET status = ?, response = ? WHERE scope = ? AND ref = ?').run(status, response, scope, ref);
+    await this.write(() => this.sql('UPDATE replay_records SET status = ?, response = ? WHERE scope = ? AND ref = ?').run(status, response, scope, ref));
   }
 
   async releaseReplay(scope: string, ref: string): Promise<void> {
-    this.sql('DELETE FROM replay_records WHERE scope = ? AND ref = ? AND status IS NULL').run(scope, ref);
+    await this.write(() => this.sql('DELETE FROM replay_records WHERE scope = ? AND ref = ? AND status IS NULL').run(scope, ref));
   }
 
   async pruneReplay(now: number): Promise<number> {
-    return this.sql('DELETE FROM replay_records WHERE expires_at < ?').run(now).changes;
+    return (await this.write(() => this.sql('DELETE FROM replay_records WHERE expires_at < ?').run(now))).changes;
   }
 
   async close(): Promise<void> {
