@@ -11,7 +11,8 @@
 // the engine thread does. The service's event-loop delay (p99, max) is printed beside the latencies.
 //
 // Run:     node --import tsx bench/api.ts [--seconds 10] [--warmup 2] [--connections 16[,8…]]
-//          [--client agent[,raw]] [--load max,paced] [--only run|detail] [--busy on|off]
+//          [--client agent[,raw]] [--load max,paced] [--only run|detail] [--busy on|off] [--engine-nice 0,10]
+//   --engine-nice N[,M]  the busy thread's nice value(s), each a set of rows (default: LIKENESS_ENGINE_NICE, 10)
 // Profile: node --cpu-prof --cpu-prof-dir=/tmp/likeness-prof --import tsx bench/api.ts  (profiles the service
 //          process only; the load generator is forked without the flag)
 import { fork } from 'node:child_process';
@@ -23,12 +24,13 @@ import { parseArgs } from 'node:util';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { Worker } from 'node:worker_threads';
 import { loadConfig } from '../src/config.js';
+import { engineNice } from '../src/engine/thread-priority.js';
 import { createService } from '../src/service/app.js';
 import { FakeNetwork, ScriptedRunner, scriptedTool } from '../test/helpers/service.js';
 import type { LoadJob, LoadResult } from './api-load.js';
 
 const USAGE =
-  'usage: node --import tsx bench/api.ts [--seconds 10] [--warmup 2] [--connections 16[,8…]] [--client agent[,raw]] [--load max,paced] [--only run|detail] [--busy on|off]';
+  'usage: node --import tsx bench/api.ts [--seconds 10] [--warmup 2] [--connections 16[,8…]] [--client agent[,raw]] [--load max,paced] [--only run|detail] [--busy on|off] [--engine-nice 0,10]';
 
 interface Endpoint {
   name: string;
@@ -51,6 +53,7 @@ const { values } = parseArgs({
     load: { type: 'string', default: 'max,paced' },
     only: { type: 'string' },
     busy: { type: 'string', default: 'on' },
+    'engine-nice': { type: 'string' },
   },
 });
 const busy = values.busy === 'on';
@@ -59,11 +62,12 @@ const warmupSeconds = Number(values.warmup);
 const connectionLevels = values.connections.split(',').map(Number);
 const clients = values.client.split(',') as LoadJob['client'][];
 const shapes = values.load.split(',');
+const nices = (values['engine-nice'] ?? String(engineNice())).split(',').map(Number);
 const endpoints = [RUN, DETAIL].filter((e) => !values.only || values.only === e.key);
 if (
   !(seconds > 0) || !(warmupSeconds >= 0) || endpoints.length === 0 || connectionLevels.some((n) => !(n >= 1)) ||
   clients.some((c) => c !== 'agent' && c !== 'raw') || shapes.some((l) => l !== 'max' && l !== 'paced') ||
-  (values.busy !== 'on' && values.busy !== 'off')
+  (values.busy !== 'on' && values.busy !== 'off') || nices.some((n) => !Number.isInteger(n) || n < 0 || n > 19)
 ) {
   console.error(USAGE);
   process.exit(2);
@@ -106,9 +110,13 @@ async function taskIds(job: Omit<LoadJob, 'path' | 'body'>): Promise<[number, nu
   return [newest - total + 1, newest];
 }
 
-/** A thread that keeps one core busy, as the engine thread does while a task computes. */
-function startEngineLoad(): Worker {
-  const spin = new Worker('const { parentPort } = require("node:worker_threads"); let stop = false; parentPort.on("message", () => (stop = true));' +
+/**
+ * A thread that keeps one core busy, as the engine thread does while a task computes — at the priority the
+ * engine's threads take (LIKENESS_ENGINE_NICE, src/engine/thread-priority.ts), set the same way.
+ */
+function startEngineLoad(nice: number): Worker {
+  const spin = new Worker(`if (${nice} > 0 && process.platform === "linux") require("node:os").setPriority(0, ${nice});` +
+    'const { parentPort } = require("node:worker_threads"); let stop = false; parentPort.on("message", () => (stop = true));' +
     'const tick = () => { const end = Date.now() + 50; let x = 0; while (Date.now() < end) x += Math.sqrt(x + 1); if (!stop) setImmediate(tick); else process.exit(0); }; tick();', { eval: true });
   spin.unref();
   return spin;
@@ -134,33 +142,39 @@ interface Row {
   rate?: number;
   r: LoadResult;
   loop: { p99: number; max: number };
+  nice: number | undefined;
 }
 const rows: Row[] = [];
 const stopBusy = { done: false };
 let engine: Worker | undefined;
 let busyTasks: Promise<void> | undefined;
 if (busy) {
-  engine = startEngineLoad();
   service.worker.start();
   busyTasks = keepTaskRunning(stopBusy);
 }
 const loopDelay = monitorEventLoopDelay({ resolution: 5 });
 try {
-  for (const client of clients) {
-    for (const connections of connectionLevels) {
-      for (const shape of shapes) {
-        for (const endpoint of endpoints) {
-          const rate = shape === 'paced' ? endpoint.targetRps : undefined;
-          const job = { url, apiKey, apiSecret: apiSecret!, warmupSeconds, seconds, client, connections, rate };
-          const ids = endpoint === RUN ? undefined : await taskIds(job);
-          loopDelay.reset();
-          loopDelay.enable();
-          const r =
-            endpoint === RUN
-              ? await load({ ...job, path: RUN.path, body: RUN_BODY })
-              : await load({ ...job, path: DETAIL.path, body: { taskid: '{{taskid}}' }, taskIds: ids! });
-          loopDelay.disable();
-          rows.push({ endpoint, client, connections, rate, r, loop: { p99: loopDelay.percentile(99) / 1e6, max: loopDelay.max / 1e6 } });
+  for (const nice of busy ? nices : [undefined]) {
+    if (nice !== undefined) {
+      engine?.postMessage('stop');
+      engine = startEngineLoad(nice);
+    }
+    for (const client of clients) {
+      for (const connections of connectionLevels) {
+        for (const shape of shapes) {
+          for (const endpoint of endpoints) {
+            const rate = shape === 'paced' ? endpoint.targetRps : undefined;
+            const job = { url, apiKey, apiSecret: apiSecret!, warmupSeconds, seconds, client, connections, rate };
+            const ids = endpoint === RUN ? undefined : await taskIds(job);
+            loopDelay.reset();
+            loopDelay.enable();
+            const r =
+              endpoint === RUN
+                ? await load({ ...job, path: RUN.path, body: RUN_BODY })
+                : await load({ ...job, path: DETAIL.path, body: { taskid: '{{taskid}}' }, taskIds: ids! });
+            loopDelay.disable();
+            rows.push({ endpoint, client, connections, rate, r, loop: { p99: loopDelay.percentile(99) / 1e6, max: loopDelay.max / 1e6 }, nice });
+          }
         }
       }
     }
@@ -183,13 +197,13 @@ console.log(busy
 console.log('loop p99/max: the service\'s event-loop delay during the row (perf_hooks.monitorEventLoopDelay).');
 console.log(`Warm-up ${warmupSeconds} s, then ${seconds} s measured. load max: closed loop; paced: the target rate, latency from the`);
 console.log('scheduled start. client agent: node http + keep-alive Agent; raw: pre-formatted HTTP/1.1 on plain sockets.\n');
-const header = ['endpoint', 'load', 'client', 'conns', 'requests', 'req/s', 'p50 ms', 'p90 ms', 'p99 ms', 'max ms', 'errors', 'loop p99 ms', 'loop max ms', 'target'];
-const table = rows.map(({ endpoint, client, connections, rate, r, loop }) => {
+const header = ['endpoint', 'load', 'client', 'engine nice', 'conns', 'requests', 'req/s', 'p50 ms', 'p90 ms', 'p99 ms', 'max ms', 'errors', 'loop p99 ms', 'loop max ms', 'target'];
+const table = rows.map(({ endpoint, client, connections, rate, r, loop, nice }) => {
   const rps = r.requests / r.seconds;
   // Paced load cannot exceed its rate: it meets the target when the server kept up (within 2 %).
   const met = rps >= endpoint.targetRps * (rate ? 0.98 : 1) && r.p99 < P99_TARGET_MS && r.failures === 0;
   return [
-    endpoint.name, rate ? `${rate}/s` : 'max', client, String(connections), String(r.requests), rps.toFixed(0),
+    endpoint.name, rate ? `${rate}/s` : 'max', client, nice === undefined ? '-' : String(nice), String(connections), String(r.requests), rps.toFixed(0),
     r.p50.toFixed(2), r.p90.toFixed(2), r.p99.toFixed(2), r.max.toFixed(1), String(r.failures), loop.p99.toFixed(1), loop.max.toFixed(1),
     `≥${endpoint.targetRps} req/s, p99<${P99_TARGET_MS} ms: ${met ? 'met' : 'MISSED'}`,
   ];

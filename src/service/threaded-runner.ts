@@ -13,6 +13,7 @@
 // clear error and the next call starts a fresh thread (per-task state of the old one is gone).
 import { Worker, isMainThread, parentPort, workerData } from 'node:worker_threads';
 import { TaskInputError, type InputFile, type RunContext, type StepProgress, type ToolRunner } from './runner.js';
+import { lowerThisThreadForEngine } from '../engine/thread-priority.js';
 
 type Phase = 'preprocess' | 'run' | 'postprocess';
 
@@ -250,6 +251,7 @@ export function hostRunner(): void {
   const port = parentPort;
   const boot = workerData as BootData | undefined;
   if (isMainThread || !port || !boot?.threadedRunner) throw new Error('hostRunner() runs only in a ThreadedRunner thread');
+  lowerThisThreadForEngine(); // the tool's own CPU work (decoding, maps, PNGs) yields to the event loop too
   const { module, options } = boot.threadedRunner;
   let runner: Promise<ToolRunner> | undefined;
   const load = (): Promise<ToolRunner> => {

@@ -6,9 +6,11 @@ import { workerData, type MessagePort } from 'node:worker_threads';
 import * as ort from 'onnxruntime-node';
 import { GraphBuilder } from '../onnx/graph.js';
 import { encodeModel } from '../onnx/serialize.js';
+import { lowerThisThreadForEngine } from '../thread-priority.js';
 import type { GemmReply, GemmRequest, GemmWorkerData } from './gemm-protocol.js';
 
 const { port, flag, threads } = workerData as GemmWorkerData & { port: MessagePort };
+lowerThisThreadForEngine();
 
 /** merged [M, N] = up [M, R] @ down [R, N] + base [M, N]. */
 async function gemmModel(): Promise<Uint8Array> {

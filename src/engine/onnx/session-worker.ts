@@ -6,6 +6,7 @@ import * as ort from 'onnxruntime-node';
 import type { DType, HostArray } from './dtype.js';
 import { GraphBuilder } from './graph.js';
 import { encodeModel } from './serialize.js';
+import { lowerThisThreadForEngine } from '../thread-priority.js';
 import {
   transferables,
   type Reply, type Request, type SessionInfo, type ValueMeta, type WireDeviceTensor, type WireTensor, type WorkerSessionOptions,
@@ -13,6 +14,8 @@ import {
 
 const port = parentPort;
 if (!port) throw new Error('session-worker.ts must run in a worker thread');
+// Before any session exists: ORT's intra-op threads inherit this thread's (lower) priority.
+lowerThisThreadForEngine();
 
 const sessions = new Map<number, { session: ort.InferenceSession }>();
 let nextSession = 1;
