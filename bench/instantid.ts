@@ -10,7 +10,12 @@
 //   decode         VAE decode; png: PNG encoding of every sample
 //   peak RSS       of this process after all runs
 // Run: node --import tsx bench/instantid.ts [--threads N] [--steps N] [--size N] [--memory]
+//                                          [--home DIR] [--controlnets 458,455,454]
 //   --size N     only the cold 64×64 task and a warm N×N one (so peak RSS is that size's)
+//   --home DIR   run on the set already there (e.g. the mid rehearsal set of `likeness models smoke
+//                --size mid`) instead of a fresh toy smoke set in a temporary folder; kept afterwards
+//   --controlnets  selectedControlnetModel of every case (default 454, canny): e.g. 458,455,454 adds
+//                the openpose and depth ControlNets, their maps computed from the face photo
 //   --memory     instead: the Memory table, peak RSS of one VAE decode at --size (default 1024) for the
 //                smoke and mid-size VAEs with each attention form, each in a child process of its own
 import { spawnSync } from 'node:child_process';
@@ -36,7 +41,7 @@ import { InstantIdRunner, type PhaseTimes } from '../src/tools/instantid-runner.
 const { values } = parseArgs({
   options: {
     threads: { type: 'string' }, steps: { type: 'string' }, size: { type: 'string' }, memory: { type: 'boolean' },
-    vae: { type: 'string' }, attention: { type: 'string' },
+    vae: { type: 'string' }, attention: { type: 'string' }, home: { type: 'string' }, controlnets: { type: 'string' },
   },
 });
 const threads = Number(values.threads ?? 2);
@@ -106,9 +111,11 @@ if (values.memory) {
 const shared = process.env.LIKENESS_SHARED ?? join(root, '..', 'shared');
 const face = readFileSync(join(shared, 'assets', 'faces', 'astronaut.png'));
 
-const home = mkdtempSync(join(tmpdir(), 'likeness-bench-instantid-'));
+const ownHome = values.home === undefined;
+const home = values.home ?? mkdtempSync(join(tmpdir(), 'likeness-bench-instantid-'));
+const controlnets = values.controlnets ?? '454';
 const times: PhaseTimes[] = [];
-await writeSmokeInstantIdSet(home, { detector: join(shared, 'assets', 'models', 'det_500m.onnx') });
+if (ownHome) await writeSmokeInstantIdSet(home, { detector: join(shared, 'assets', 'models', 'det_500m.onnx') });
 const runner = new InstantIdRunner({ home, threads, onTimings: (t) => times.push(t) });
 const config = loadConfig({ host: '127.0.0.1', port: 0, home }, {});
 const quiet = { info: () => undefined, warn: () => undefined, error: () => undefined };
@@ -118,9 +125,11 @@ const service = await createService(config, {
 const url = await service.listen();
 const project = (await service.ctx.store.findProject('default'))!;
 const { apiKey, apiSecret } = await service.ctx.store.createKey(project.id);
-let nonce = Date.now() * 1000;
+// a millisecond timestamp, unique per request (the server refuses a nonce seen before)
+let lastNonce = 0;
 const headers = (): Record<string, string> => {
-  const n = String(nonce++);
+  lastNonce = Math.max(Date.now(), lastNonce + 1);
+  const n = String(lastNonce);
   return { 'x-api-key': apiKey, 'x-nonce': n, 'x-signature': sign(apiKey, apiSecret!, n) };
 };
 
@@ -158,7 +167,7 @@ const cases = size === undefined ? allCases : [
 const rows: string[][] = [];
 try {
   for (const c of cases) {
-    const total = await task({ prompt: 'a watercolor portrait of a person', steps: String(steps), ...c.fields });
+    const total = await task({ prompt: 'a watercolor portrait of a person', steps: String(steps), selectedControlnetModel: controlnets, ...c.fields });
     const t = times.at(-1)!;
     const f = (s: number): string => (s < 0.1 ? `${(s * 1000).toFixed(1)} ms` : `${s.toFixed(2)} s`);
     rows.push([c.label, f(total), f(t.prepare), f(t.faceAnalysis), t.warm ? 'warm' : f(t.load), f(t.text), f(median(t.steps)), f(t.decode), f(t.png)]);
@@ -166,12 +175,13 @@ try {
 } finally {
   await service.close();
   await runner.dispose();
-  rmSync(home, { recursive: true, force: true });
+  if (ownHome) rmSync(home, { recursive: true, force: true });
 }
 const head = ['case', 'task (Run→outputs)', 'prepare', 'face+maps', 'load', 'text', `step (median of ${steps})`, 'decode', 'png'];
 const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
 const line = (r: string[]): string => `| ${r.map((c, i) => c.padEnd(widths[i]!)).join(' | ')} |`;
-console.log(`InstantID tool on the smoke set (random weights), CPU: ${cpus()[0]?.model ?? '?'} (${availableParallelism()} threads available), ORT threads ${threads}, ${steps} steps, CFG 5, canny ControlNet 454, 1 sample`);
+const set = ownHome ? 'the smoke set' : `the set in ${home}`;
+console.log(`InstantID tool on ${set} (random weights), CPU: ${cpus()[0]?.model ?? '?'} (${availableParallelism()} threads available), ORT threads ${threads}, ${steps} steps, CFG 5, ControlNets ${controlnets} beside IdentityNet, 1 sample`);
 console.log(line(head));
 console.log(line(widths.map((w) => '-'.repeat(w))));
 for (const r of rows) console.log(line(r));

@@ -17,13 +17,9 @@ import {
 import { depthAnythingWeightShapes } from '../src/engine/control/depth/shapes.js';
 import { writeSafetensors, type TensorToWrite } from '../src/engine/formats/safetensors-write.js';
 import { f32 } from '../src/engine/nets/net-session.js';
+import { depthAnythingSmallConfig } from '../src/engine/smoke-instantid.js';
 
-/** LiheYoung/depth-anything-small-hf's config.json (the fields the graph reads). */
-const SMALL = {
-  model_type: 'depth_anything',
-  backbone_config: { model_type: 'dinov2', hidden_size: 384, num_hidden_layers: 12, num_attention_heads: 6, mlp_ratio: 4, patch_size: 14, image_size: 518, out_indices: [9, 10, 11, 12], apply_layernorm: true },
-  reassemble_factors: [4, 2, 1, 0.5], neck_hidden_sizes: [48, 96, 192, 384], fusion_hidden_size: 64, head_hidden_size: 32, head_in_index: -1,
-};
+const SMALL = depthAnythingSmallConfig();
 
 const { values } = parseArgs({ options: { threads: { type: 'string' }, runs: { type: 'string' } } });
 const threads = Number(values.threads ?? Math.min(4, availableParallelism()));

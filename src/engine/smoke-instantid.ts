@@ -20,8 +20,10 @@
 //   loras/Vintage-Creepy-Creatures.safetensors catalog LoRA 622 (only when that slot is empty)
 //   annotators/body_pose_model.pth             a tiny random openpose body model (torch.save; only when empty)
 // The catalog slots are the real ones (validation checks them), so they are never overwritten.
+// A rehearsal set (--size mid|full) writes Depth Anything small's and the released body model's real
+// structures instead of the toy ones (random weights still), so preprocessing costs what it will.
 import { copyFile, mkdir, writeFile } from 'node:fs/promises';
-import { existsSync } from 'node:fs';
+import { existsSync, statSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { writeSafetensors, type TensorToWrite } from './formats/safetensors-write.js';
 import { parseDepthAnythingConfig } from './control/depth/config.js';
@@ -29,6 +31,7 @@ import { buildDepthAnythingGraph } from './control/depth/graph.js';
 import { depthAnythingWeightShapes } from './control/depth/shapes.js';
 import { writeSmokeLora } from './lora/smoke.js';
 import { OPENPOSE_BODY_FILE } from './control/openpose/index.js';
+import { RELEASED_BODY_WIDTHS } from './control/openpose/body-net.js';
 import { writeSmokeBodyPoseModel } from './control/openpose/smoke.js';
 import { buildControlNetGraph } from './nets/controlnet.js';
 import { buildResamplerGraph, type ResamplerConfig } from './nets/resampler.js';
@@ -52,6 +55,24 @@ export const SMOKE_DEPTH_CONTROLNET_DIR = join('models', 'controlnet', 'controln
 export const SMOKE_OPENPOSE_CONTROLNET_DIR = join('models', 'controlnet', 'controlnet-openpose-sdxl-1.0');
 /** The random Depth Anything, where the tool's depth preprocessor looks for the smoke set's copy. */
 export const SMOKE_DEPTH_DIR = join(SMOKE_MODEL_DIR, 'depth-anything');
+
+/**
+ * LiheYoung/depth-anything-small-hf's config.json (Dinov2 ViT-S/14: hidden 384, 12 layers, 6 heads;
+ * neck [48, 96, 192, 384], fusion 64, head 32 — 24.8M parameters): the rehearsal sets' Depth Anything.
+ */
+export function depthAnythingSmallConfig(): Record<string, unknown> {
+  return {
+    model_type: 'depth_anything',
+    architectures: ['DepthAnythingForDepthEstimation'],
+    backbone_config: {
+      model_type: 'dinov2', hidden_size: 384, num_hidden_layers: 12, num_attention_heads: 6, mlp_ratio: 4, patch_size: 14,
+      image_size: 518, layer_norm_eps: 1e-6, hidden_act: 'gelu', apply_layernorm: true, reshape_hidden_states: false, out_indices: [9, 10, 11, 12],
+    },
+    reassemble_hidden_size: 384, patch_size: 14, reassemble_factors: [4, 2, 1, 0.5], neck_hidden_sizes: [48, 96, 192, 384],
+    fusion_hidden_size: 64, head_in_index: -1, head_hidden_size: 32, depth_estimation_type: 'relative', max_depth: 1,
+    likeness: 'random weights (rehearsal set)',
+  };
+}
 
 /** A tiny Depth Anything config.json (transformers layout, Dinov2 inside): V1's structure at toy width. */
 export function smokeDepthAnythingConfig(): Record<string, unknown> {
@@ -164,15 +185,18 @@ async function writeControlNet(dir: string, seed: number, tag: string, unet: Rec
   await writeSafetensors(join(dir, 'diffusion_pytorch_model.safetensors'), list, { format: 'pt', likeness: 'random weights' });
 }
 
-/** The random Depth Anything of the smoke set (config.json + model.safetensors) into `dir`. */
-export async function writeSmokeDepthAnything(dir: string, seed = 0): Promise<void> {
-  const config = smokeDepthAnythingConfig();
+/**
+ * The random Depth Anything of the smoke set (config.json + model.safetensors) into `dir`: toy width,
+ * or for a rehearsal set Depth Anything small's real structure in F16.
+ */
+export async function writeSmokeDepthAnything(dir: string, seed = 0, rehearsal = false): Promise<void> {
+  const config = rehearsal ? depthAnythingSmallConfig() : smokeDepthAnythingConfig();
   const parsed = parseDepthAnythingConfig(config);
   const shapes = depthAnythingWeightShapes(parsed);
   checkAgainstBuilder('Depth Anything', shapes, (w) => buildDepthAnythingGraph(w, parsed));
   await mkdir(dir, { recursive: true });
   await writeFile(join(dir, 'config.json'), `${JSON.stringify(config, null, 2)}\n`);
-  const list = tensors('depth/', shapes, seed).map(([n, t]): [string, TensorToWrite] => [n.slice('depth/'.length), t]);
+  const list = tensors('depth/', shapes, seed, rehearsal).map(([n, t]): [string, TensorToWrite] => [n.slice('depth/'.length), t]);
   await writeSafetensors(join(dir, 'model.safetensors'), list, { format: 'pt', likeness: 'random weights' });
 }
 
@@ -235,7 +259,7 @@ export async function writeSmokeInstantIdSet(home: string, options: SmokeInstant
   await mkdir(faceDir, { recursive: true });
   const recognizer = join(faceDir, SMOKE_RECOGNIZER);
   await writeRandomRecognizer(recognizer, seed);
-  await writeSmokeDepthAnything(join(home, SMOKE_DEPTH_DIR), seed);
+  await writeSmokeDepthAnything(join(home, SMOKE_DEPTH_DIR), seed, rehearsal);
   let detector: string | undefined;
   if (options.detector) {
     detector = join(faceDir, basename(options.detector));
@@ -266,8 +290,13 @@ export async function writeSmokeInstantIdSet(home: string, options: SmokeInstant
         { seed: seed + 1 + k, ...(rehearsal ? { rank: 32, alpha: 16, convs: false } : {}) });
       catalog.push(lora);
     }
+    // The body model has no metadata to mark it random: a rehearsal set replaces only a file of the
+    // toy set's size (≈ 0.3 MB; the released body_pose_model.pth is 209 MB) and writes the released widths.
     const bodyPose = join(home, OPENPOSE_BODY_FILE);
-    if (!existsSync(bodyPose)) catalog.push(await writeSmokeBodyPoseModel(bodyPose, { seed }));
+    const toyBody = existsSync(bodyPose) && statSync(bodyPose).size < 2 ** 20;
+    if (!existsSync(bodyPose) || (rehearsal && toyBody)) {
+      catalog.push(await writeSmokeBodyPoseModel(bodyPose, { seed, ...(rehearsal ? { widths: RELEASED_BODY_WIDTHS } : {}) }));
+    }
   }
   return { model, identityNet, ipAdapter, recognizer, ...(detector ? { detector } : {}), catalog };
 }
