@@ -180,3 +180,11 @@ test('peekQueued forecasts the claim order (fair across projects) without claimi
     await s.close();
   }
 });
+
+test('LIKENESS_PREFETCH defaults to 2 and must be a whole number from 0 to 16', async () => {
+  const { loadConfig } = await import('../../src/config.js');
+  assert.equal(loadConfig({}, {}).prefetchTasks, 2);
+  assert.equal(loadConfig({}, { LIKENESS_PREFETCH: '0' }).prefetchTasks, 0);
+  assert.throws(() => loadConfig({}, { LIKENESS_PREFETCH: 'lots' }), /LIKENESS_PREFETCH must be a whole number of queued tasks from 0 \(off\) to 16/);
+  assert.throws(() => loadConfig({}, { LIKENESS_PREFETCH: '1.5' }), /LIKENESS_PREFETCH/);
+});
