@@ -225,3 +225,23 @@ test('share links become the file itself: Google Drive, S3, Hugging Face, Dropbo
   assert.equal(resolveLoraUrl('https://www.dropbox.com/s/abc/lora.safetensors?dl=0'), 'https://www.dropbox.com/s/abc/lora.safetensors?dl=1');
   assert.equal(resolveLoraUrl('https://example.com/x.safetensors'), 'https://example.com/x.safetensors');
 });
+
+test('the InstantID runner\'s prefetch warms its LoRA cache for selectedLoraModelPrivateUrl (no model needed)', async () => {
+  const { InstantIdRunner } = await import('../../src/tools/instantid-runner.js');
+  const { instantIdControlnetLora } = await import('../../src/tools/instant-id-controlnet-lora.js');
+  const { validateRun } = await import('../../src/tools/validate.js');
+  const home = mkdtempSync(join(tmpdir(), 'likeness-lora-prefetch-'));
+  roots.push(home);
+  const runner = new InstantIdRunner({ home, threads: 1, fetchAllow: LOOPBACK_ALLOW });
+  try {
+    const url = server.url('/c.safetensors');
+    const v = validateRun(instantIdControlnetLora, { prompt: 'a portrait', inputImageUrl: 'https://images.example/face.png', selectedLoraModelPrivateUrl: url });
+    assert.ok(v.ok, JSON.stringify(v));
+    const n = bodies('/c.safetensors');
+    await runner.prefetch(v.params, new AbortController().signal);
+    assert.equal(bodies('/c.safetensors'), n + 1);
+    assert.deepEqual(readdirSync(join(home, 'cache', 'loras')).filter((f) => f.endsWith('.safetensors')), [`${sha(sdxlLora(6))}.safetensors`]);
+  } finally {
+    await runner.dispose();
+  }
+});
