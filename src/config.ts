@@ -46,6 +46,11 @@ export interface ServiceConfig {
   callbackBackoffCapMs: number;
   /** Tasks one project may have queued or running at once; a Run past it answers 429 (code 96). */
   maxActivePerProject: number;
+  /**
+   * Queued tasks (the next ones the worker will claim) whose URL inputs are downloaded while the current
+   * task computes; 0 turns prefetching off. Bounds the memory prefetches hold to this many tasks' inputs.
+   */
+  prefetchTasks: number;
 }
 
 export const DEFAULTS = {
@@ -70,6 +75,7 @@ export const DEFAULTS = {
   callbackBackoffBaseMs: 1000,
   callbackBackoffCapMs: 600_000,
   maxActivePerProject: 50,
+  prefetchTasks: 2,
 } as const;
 
 /** Parses LIKENESS_RETENTION: "7d", "12h", "30m", "90s" or seconds; "0" or "off" keeps files forever. */
@@ -86,6 +92,16 @@ function num(value: string | undefined, fallback: number, name: string): number 
   if (value === undefined || value === '') return fallback;
   const n = Number(value);
   if (!Number.isFinite(n) || n < 0) throw new Error(`${name} must be a non-negative number, got "${value}"`);
+  return n;
+}
+
+/** LIKENESS_PREFETCH: how many queued tasks to download ahead, a whole number 0–16 (0 = off). */
+function prefetchCount(value: string | undefined): number {
+  if (value === undefined || value.trim() === '') return DEFAULTS.prefetchTasks;
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 0 || n > 16) {
+    throw new Error(`LIKENESS_PREFETCH must be a whole number of queued tasks from 0 (off) to 16, got "${value}"`);
+  }
   return n;
 }
 
@@ -124,5 +140,6 @@ export function loadConfig(
     maxActivePerProject: overrides.maxActivePerProject
       ?? Math.max(1, num(env.LIKENESS_MAX_ACTIVE_TASKS, DEFAULTS.maxActivePerProject, 'LIKENESS_MAX_ACTIVE_TASKS')),
     callbackBackoffCapMs: overrides.callbackBackoffCapMs ?? num(env.LIKENESS_CALLBACK_BACKOFF_CAP_MS, DEFAULTS.callbackBackoffCapMs, 'LIKENESS_CALLBACK_BACKOFF_CAP_MS'),
+    prefetchTasks: overrides.prefetchTasks ?? prefetchCount(env.LIKENESS_PREFETCH),
   };
 }

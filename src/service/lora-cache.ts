@@ -67,6 +67,11 @@ export interface CachedLora {
   fromCache: boolean;
   /** The URL actually fetched (a share link resolved). */
   directUrl: string;
+  /**
+   * Set when a warm() for a queued task (the worker's prefetch) got the file moments ago, so this fetch
+   * asked nothing: "downloaded" it then, or "checked" that the cached copy was current.
+   */
+  prefetched?: 'downloaded' | 'checked';
   /** Lets the file be evicted again; call when the task is done with it. */
   release(): void;
 }
@@ -76,6 +81,14 @@ interface BlobEntry { size: number; format: CachedFormat; lastUsed: number }
 interface Index { version: 1; urls: Record<string, UrlEntry>; blobs: Record<string, BlobEntry> }
 
 const EXT: Record<CachedFormat, string> = { safetensors: 'safetensors', 'torch-zip': 'pt' };
+
+/**
+ * How long a warm() stands in for the server's answer: the next fetch of that URL within it uses the
+ * file without asking again (once), as if its task had started when the prefetch ran.
+ */
+export const WARM_FRESH_MS = 15 * 60_000;
+
+interface Warmed { at: number; sha256: string; directUrl: string; downloaded: boolean }
 
 /** A share link as the URL of the file itself; other URLs unchanged. Throws FetchError for unusable links. */
 export function resolveLoraUrl(raw: string, label = 'selectedLoraModelPrivateUrl'): string {
@@ -161,6 +174,7 @@ export class LoraCache {
   private index: Index | undefined;
   private readonly pins = new Map<string, number>();
   private readonly queue = new Map<string, Promise<unknown>>();
+  private readonly warmed = new Map<string, Warmed>();
   private readonly now: () => number;
 
   constructor(private readonly opts: LoraCacheOptions) {
@@ -169,8 +183,21 @@ export class LoraCache {
 
   /** The LoRA at `url`, downloaded or served from the cache. Throws FetchError or EngineError. */
   fetch(url: string, options: FetchLoraOptions = {}): Promise<CachedLora> {
+    return this.enqueue(url, options, false);
+  }
+
+  /**
+   * Downloads (or revalidates) the LoRA at `url` for a task still queued, so that the task's own fetch,
+   * within WARM_FRESH_MS, finds it here without a request. Nothing stays pinned; errors are the caller's
+   * to ignore (the task's fetch tries again and reports them).
+   */
+  async warm(url: string, options: Pick<FetchLoraOptions, 'signal' | 'label'> = {}): Promise<void> {
+    (await this.enqueue(url, options, true)).release();
+  }
+
+  private enqueue(url: string, options: FetchLoraOptions, warming: boolean): Promise<CachedLora> {
     const previous = this.queue.get(url) ?? Promise.resolve();
-    const run = previous.catch(() => undefined).then(() => this.fetchNow(url, options));
+    const run = previous.catch(() => undefined).then(() => this.fetchOrWarm(url, options, warming));
     const tail = run.catch(() => undefined);
     this.queue.set(url, tail);
     void tail.then(() => { if (this.queue.get(url) === tail) this.queue.delete(url); });
@@ -181,6 +208,22 @@ export class LoraCache {
   async totalBytes(): Promise<number> {
     const index = await this.load();
     return Object.values(index.blobs).reduce((s, b) => s + b.size, 0);
+  }
+
+  private async fetchOrWarm(url: string, options: FetchLoraOptions, warming: boolean): Promise<CachedLora> {
+    const warmed = this.warmed.get(url);
+    this.warmed.delete(url);
+    if (warmed && !warming && this.now() - warmed.at < WARM_FRESH_MS) {
+      const index = await this.load();
+      const blob = index.urls[url]?.sha256 === warmed.sha256 ? index.blobs[warmed.sha256] : undefined;
+      if (blob && existsSync(this.blobPath(warmed.sha256, blob.format))) {
+        const handed = await this.hand(warmed.sha256, true, warmed.directUrl);
+        return { ...handed, prefetched: warmed.downloaded ? 'downloaded' : 'checked' };
+      }
+    }
+    const got = await this.fetchNow(url, options);
+    if (warming) this.warmed.set(url, { at: this.now(), sha256: got.sha256, directUrl: got.directUrl, downloaded: !got.fromCache });
+    return got;
   }
 
   private async fetchNow(url: string, options: FetchLoraOptions): Promise<CachedLora> {

@@ -55,6 +55,13 @@ export interface ToolRunner {
    * still stages files. A throw ends the task with pexit 1 and no outputs.
    */
   postprocess?(ctx: RunContext): Promise<void>;
+  /**
+   * Optional: called for a task still queued, while another task runs, to warm what the runner will
+   * download in preprocess (the InstantID runner: the LoRA URL into its LoRA cache). It must not depend
+   * on being called: preprocess still does the work when it was not, failed or was aborted (`signal`).
+   * Errors are ignored; the runner's preprocess reports any problem as usual.
+   */
+  prefetch?(params: unknown, signal: AbortSignal): Promise<void>;
 }
 
 /** The runner a tool gets until its engine exists: fails every task clearly, never a placeholder image. */

@@ -9,7 +9,8 @@
 // the thread's log/progress/writeOutput come back as messages (writeOutput waits for an ack after the
 // real ctx.writeOutput). Errors keep their kind: a TaskInputError stays one (code and message), an
 // abort stays an AbortError, anything else is an Error with the thread's message and stack — so the
-// service's statuses are the same as in-thread. If the thread dies, the call in flight fails with a
+// service's statuses are the same as in-thread. `prefetch` (warming the runner's caches for a queued
+// task) is a call of its own, "prefetch" → "done", served beside the task in flight, abortable the same way. If the thread dies, the call in flight fails with a
 // clear error and the next call starts a fresh thread (per-task state of the old one is gone).
 import { Worker, isMainThread, parentPort, workerData } from 'node:worker_threads';
 import { TaskInputError, type InputFile, type RunContext, type StepProgress, type ToolRunner } from './runner.js';
@@ -35,6 +36,7 @@ interface WireError {
 
 type ToThread =
   | { type: 'call'; id: number; phase: Phase; ctx: WireContext }
+  | { type: 'prefetch'; id: number; params: unknown }
   | { type: 'abort'; id: number }
   | { type: 'written'; id: number; seq: number; error?: WireError }
   | { type: 'dispose'; id: number };
@@ -120,6 +122,32 @@ export class ThreadedRunner implements ToolRunner {
 
   postprocess(ctx: RunContext): Promise<void> {
     return this.call('postprocess', ctx);
+  }
+
+  /** Forwards to the thread's runner's prefetch (a no-op there when it has none). */
+  prefetch(params: unknown, signal: AbortSignal): Promise<void> {
+    if (this.disposing) return Promise.reject(new Error('the engine thread is shutting down'));
+    if (signal.aborted) return Promise.reject(new DOMException('prefetch aborted', 'AbortError'));
+    const worker = this.thread();
+    const id = this.nextId++;
+    return new Promise<void>((resolve, reject) => {
+      const onAbort = (): void => {
+        if (this.worker === worker) worker.postMessage({ type: 'abort', id } satisfies ToThread);
+      };
+      const done = (): void => signal.removeEventListener('abort', onAbort);
+      this.pending.set(id, { ctx: undefined, resolve: () => { done(); resolve(); }, reject: (e) => { done(); reject(e); } });
+      worker.ref();
+      try {
+        worker.postMessage({ type: 'prefetch', id, params } satisfies ToThread);
+      } catch (err) {
+        this.pending.delete(id);
+        done();
+        this.idle(worker);
+        reject(err instanceof Error ? err : new Error(String(err)));
+        return;
+      }
+      signal.addEventListener('abort', onAbort, { once: true });
+    });
   }
 
   /**
@@ -291,11 +319,27 @@ export function hostRunner(): void {
     }
   };
 
+  const prefetch = async (id: number, params: unknown): Promise<void> => {
+    try {
+      const r = await load();
+      await r.prefetch?.(params, aborts.get(id)!.signal);
+      send({ type: 'done', id });
+    } catch (err) {
+      send({ type: 'done', id, error: toWire(err) });
+    } finally {
+      aborts.delete(id);
+    }
+  };
+
   port.on('message', (m: ToThread) => {
     switch (m.type) {
       case 'call':
         aborts.set(m.id, new AbortController());
         void call(m.id, m.phase, m.ctx);
+        return;
+      case 'prefetch':
+        aborts.set(m.id, new AbortController());
+        void prefetch(m.id, m.params);
         return;
       case 'abort':
         aborts.get(m.id)?.abort(new DOMException('the task was killed', 'AbortError'));

@@ -13,8 +13,9 @@ import { StoreUnavailableError } from './store/sqlite.js';
 import { advance, announceTerminal } from './tasks/lifecycle.js';
 import { progressMessage } from './tasks/serialize.js';
 import { taskDir } from './files.js';
-import { ownFileRef } from './routes/file.js';
 import { redactPaths } from './redact.js';
+import { Prefetcher, type TaskPrefetch } from './prefetch.js';
+import { downloadUrlInput, type FetchedInput } from './url-inputs.js';
 
 class Killed extends Error {
   constructor() {
@@ -56,18 +57,24 @@ export class Worker {
   private current: { taskId: number; abort: AbortController; done: Promise<void> } | undefined;
   /** Terminal writes the database refused (locked past the retry window, disk full): retried before the next claim. */
   private readonly unfinished = new Map<number, { status: 'task_postprocess_end' | 'task_cancel'; patch: TaskPatch }>();
+  /** Downloads of the next queued tasks' URL inputs while this one computes (prefetch.ts). */
+  private readonly prefetcher: Prefetcher;
 
-  constructor(private readonly ctx: ServiceContext, private readonly pollMs = 1000) {}
+  constructor(private readonly ctx: ServiceContext, private readonly pollMs = 1000) {
+    this.prefetcher = new Prefetcher(ctx, ctx.config.prefetchTasks);
+  }
 
   start(): void {
     if (this.running) return;
     this.running = true;
+    this.prefetcher.resume();
     this.loop = this.run();
   }
 
   /** A task was queued: look now rather than at the next poll. */
   wake(): void {
     this.wakeUp?.();
+    if (this.current) this.prefetcher.refresh(); // busy: start on the new task's downloads now
   }
 
   /**
@@ -77,7 +84,8 @@ export class Worker {
    */
   async stop(graceMs = 0, abortWaitMs = 5000): Promise<void> {
     this.running = false;
-    this.wake();
+    this.wakeUp?.();
+    const prefetches = this.prefetcher.stop(); // queued tasks stay queued; their downloads are dropped
     const current = this.current;
     if (current) {
       const finished = await within(current.done, graceMs);
@@ -87,11 +95,13 @@ export class Worker {
         if (!returned) {
           this.ctx.log.error(`task ${current.taskId} did not stop within ${abortWaitMs} ms of the shutdown; ending it as not billed`);
           await this.end(current.taskId, 'task_postprocess_end', { debugerror: STOPPED_REASON, pexit: '1', progress: null });
+          await prefetches;
           return;
         }
       }
     }
     await this.loop;
+    await prefetches;
   }
 
   private async run(): Promise<void> {
@@ -105,7 +115,9 @@ export class Worker {
       }
       if (task) {
         this.ctx.events.publish({ taskId: task.id, type: 'task_accept', message: null });
-        const done = this.process(task).catch((err: unknown) => this.ctx.log.error(`worker: task ${task.id}: ${errorMessage(err)}`));
+        const prefetched = this.prefetcher.claim(task.id);
+        this.prefetcher.refresh(); // the next tasks' downloads, while this one computes
+        const done = this.process(task, prefetched).catch((err: unknown) => this.ctx.log.error(`worker: task ${task.id}: ${errorMessage(err)}`));
         this.current = { ...this.current!, done };
         await done;
         this.current = undefined;
@@ -143,11 +155,12 @@ export class Worker {
     }
   }
 
-  private async process(task: TaskRecord): Promise<void> {
+  private async process(task: TaskRecord, prefetched?: TaskPrefetch): Promise<void> {
     const ctx = this.ctx;
     const abort = new AbortController();
     this.current = { taskId: task.id, abort, done: Promise.resolve() };
     const offKill = ctx.events.onKill(task.id, () => abort.abort());
+    prefetched?.claimed(abort.signal);
     const staged: FileRecord[] = [];
     const stagingDir = join('staging', String(task.id));
     const started = { at: 0 };
@@ -163,7 +176,7 @@ export class Worker {
       if (task.killRequested) throw new Killed();
       if (!tool) throw new TaskInputError('tool_missing', `This server no longer offers the tool ${task.tool}.`);
       await step('task_preprocess_start');
-      const inputs = await this.fetchInputs(task, tool, abort.signal);
+      const { inputs, notes } = await this.fetchInputs(task, tool, abort.signal, prefetched);
       const runCtx: RunContext = {
         taskId: task.id,
         uuid: task.uuid,
@@ -192,6 +205,7 @@ export class Worker {
           });
         },
       };
+      for (const note of notes) runCtx.log(note);
       await tool.runner.preprocess?.(runCtx);
       await step('task_preprocess_end');
       await step('task_assign');
@@ -214,6 +228,7 @@ export class Worker {
       await this.fail(task, shutdown ? abort.signal.reason : err, phase, !shutdown && (abort.signal.aborted || err instanceof Killed), staged);
     } finally {
       offKill();
+      prefetched?.close();
       await ctx.files.remove(stagingDir).catch(() => undefined);
     }
   }
@@ -237,24 +252,13 @@ export class Worker {
     if (ended) await announceTerminal(ctx, ended).catch((e: unknown) => ctx.log.error(`task ${task.id}: announcing its end failed: ${reason(e)}`));
   }
 
-  /** A file of this server's, by the access key and name in its URL; only the task's own project's files. */
-  private async ownFile(task: TaskRecord, ref: { accessKey: string; name: string }, label: string, url: string): Promise<{ bytes: Uint8Array; contentType: string }> {
-    const ctx = this.ctx;
-    const file = (await ctx.store.findUpload(ref.accessKey, ref.name)) ?? (await ctx.store.findFile(ref.accessKey, ref.name));
-    if (!file || file.projectId !== task.projectId) {
-      throw new TaskInputError('url_fetch', `${label} ${url.slice(0, 200)} is not a file of this project on this server (it may have been deleted): upload it again with File/Upload.`);
-    }
-    try {
-      return { bytes: await readFile(ctx.files.localPath(file.path)), contentType: file.contentType };
-    } catch {
-      throw new TaskInputError('url_fetch', `${label} ${url.slice(0, 200)} was deleted: upload it again with File/Upload.`);
-    }
-  }
-
   /** Reads each uploaded input, and downloads each URL input through the guarded fetcher, into the task's folder. */
-  private async fetchInputs(task: TaskRecord, tool: ServiceTool, signal: AbortSignal): Promise<Record<string, InputFile>> {
+  private async fetchInputs(
+    task: TaskRecord, tool: ServiceTool, signal: AbortSignal, prefetched?: TaskPrefetch,
+  ): Promise<{ inputs: Record<string, InputFile>; notes: string[] }> {
     const ctx = this.ctx;
     const inputs: Record<string, InputFile> = {};
+    const notes: string[] = [];
     for (const upload of await ctx.store.listFiles(task.id, 'input')) {
       const id = tool.fileInputs.find((i) => upload.name.startsWith(`${i}-`));
       if (!id) continue;
@@ -263,21 +267,17 @@ export class Worker {
     }
     for (const [id, url] of Object.entries(tool.inputUrls(task.params))) {
       if (inputs[id]) continue;
-      const label = task.parameters[`${id}Url`] === url ? `${id}Url` : id;
-      if (!/^https?:\/\//i.test(url)) {
-        throw new TaskInputError('url_invalid', `${label} "${url.slice(0, 200)}" is not an http(s) URL: give a full URL to the image, or upload the file as ${id}.`);
-      }
-      let fetched: { bytes: Uint8Array; contentType: string };
-      const own = ownFileRef(url, ctx.config.publicUrl);
-      if (own) {
-        // Our own link (a File/Upload or an earlier output): read it here, no fetch and no fetch-allow needed.
-        fetched = await this.ownFile(task, own, label, url);
+      let fetched: FetchedInput;
+      const early = await prefetched?.take(id, url); // a failed prefetch is fetched again: the usual error
+      if (early) {
+        fetched = early.input;
+        notes.push(early.note);
       } else {
         try {
-          fetched = await ctx.net.fetchImage(url, { label, signal });
+          fetched = await downloadUrlInput(ctx, task, id, url, signal);
         } catch (err) {
           if (signal.aborted) throw new Killed();
-          throw new TaskInputError('url_fetch', errorMessage(err));
+          throw err;
         }
       }
       const ext = fetched.contentType.split('/')[1]?.replace('jpeg', 'jpg').replace(/[^a-z0-9]/g, '') || 'bin';
@@ -291,6 +291,6 @@ export class Worker {
       }]);
       inputs[id] = { id, url, bytes: fetched.bytes, contentType: fetched.contentType, path: ctx.files.localPath(path) };
     }
-    return inputs;
+    return { inputs, notes };
   }
 }

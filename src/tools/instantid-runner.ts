@@ -128,6 +128,13 @@ export class InstantIdRunner implements ToolRunner {
     });
   }
 
+  /** For a queued task, while another runs: its LoRA URL into the LoRA cache, so preprocess finds it there. */
+  async prefetch(params: unknown, signal: AbortSignal): Promise<void> {
+    for (const lora of instantIdInputs(this.tool, params as RunParams).loras) {
+      if (lora.source === 'url') await this.loraCache.warm(lora.url, { signal });
+    }
+  }
+
   async preprocess(ctx: RunContext): Promise<void> {
     for (const [id, stale] of this.prepared) {
       if (id !== ctx.taskId) this.release(id, stale);

@@ -31,6 +31,8 @@ function spin(ms: number): void {
 
 class ThreadTestRunner implements ToolRunner {
   private readonly seen = new Set<number>();
+  /** Params (as JSON) this thread was asked to prefetch. */
+  private readonly prefetched = new Set<string>();
   disposed = false;
 
   constructor(private readonly o: TestRunnerOptions) {}
@@ -39,6 +41,7 @@ class ThreadTestRunner implements ToolRunner {
     const p = ctx.params as Params;
     ctx.log(`preprocess in ${isMainThread ? 'the main thread' : `thread ${threadId}`}`);
     for (const f of Object.values(ctx.inputs)) ctx.log(`input ${f.id}: ${f.bytes.length} bytes ${f.contentType}`);
+    if (this.prefetched.delete(JSON.stringify(ctx.params))) ctx.log(`prefetched in thread ${threadId}`);
     if (p.mode === 'fail-pre') throw new TaskInputError('no_face', 'no face detected in inputImageUrl: use a photo with one clearly visible face');
     this.seen.add(ctx.taskId);
   }
@@ -66,6 +69,14 @@ class ThreadTestRunner implements ToolRunner {
     await ctx.writeOutput('0.png', TINY_PNG, 'image/png');
     await ctx.writeOutput('1.png', TINY_PNG, 'image/png');
     ctx.log('wrote 2 outputs');
+  }
+
+  /** Remembers the params for preprocess to report; mode "prefetch-hang" waits for the abort instead. */
+  async prefetch(params: unknown, signal: AbortSignal): Promise<void> {
+    if ((params as Params).mode === 'prefetch-hang') {
+      await new Promise((_, reject) => signal.addEventListener('abort', () => reject(new DOMException('prefetch aborted', 'AbortError')), { once: true }));
+    }
+    this.prefetched.add(JSON.stringify(params));
   }
 
   async dispose(): Promise<void> {

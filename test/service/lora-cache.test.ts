@@ -117,6 +117,41 @@ test('a server without validators is downloaded again, and the same bytes share 
   b.release();
 });
 
+test('warm() (the prefetch of a queued task) lets that task\'s fetch use the file without asking again, once', async () => {
+  const c = cache();
+  const url = server.url('/no-validators.safetensors'); // no validators: every fetch would download it again
+  const n = bodies('/no-validators.safetensors');
+  await c.warm(url);
+  assert.equal(bodies('/no-validators.safetensors'), n + 1);
+  const got = await c.fetch(url);
+  assert.equal(bodies('/no-validators.safetensors'), n + 1, 'the task\'s fetch made no request');
+  assert.equal(got.prefetched, 'downloaded');
+  assert.equal(got.sha256, sha(V1));
+  got.release();
+  const again = await c.fetch(url); // the warm stood in for one fetch only
+  assert.equal(bodies('/no-validators.safetensors'), n + 2);
+  assert.equal(again.prefetched, undefined);
+  again.release();
+});
+
+test('a warm() in flight is waited for, not repeated, and an aborted one leaves the fetch to download as usual', async () => {
+  const c = cache();
+  const url = server.url('/a.safetensors');
+  const n = bodies('/a.safetensors');
+  const warming = c.warm(url);
+  const got = await c.fetch(url);
+  await warming;
+  assert.equal(bodies('/a.safetensors'), n + 1);
+  assert.equal(got.prefetched, 'downloaded');
+  got.release();
+  const stop = new AbortController();
+  stop.abort();
+  await assert.rejects(c.warm(server.url('/b.safetensors'), { signal: stop.signal }));
+  const b = await c.fetch(server.url('/b.safetensors'));
+  assert.equal(b.prefetched, undefined);
+  b.release();
+});
+
 test('a LoRA over the size limit is refused and leaves nothing behind', async () => {
   const c = cache({ maxFileBytes: 100 });
   await assert.rejects(c.fetch(server.url('/style.safetensors')), (err: FetchError) => err.code === 'url_too_large');
@@ -189,4 +224,24 @@ test('share links become the file itself: Google Drive, S3, Hugging Face, Dropbo
   assert.equal(resolveLoraUrl('https://huggingface.co/user/repo/blob/main/lora.safetensors'), 'https://huggingface.co/user/repo/resolve/main/lora.safetensors');
   assert.equal(resolveLoraUrl('https://www.dropbox.com/s/abc/lora.safetensors?dl=0'), 'https://www.dropbox.com/s/abc/lora.safetensors?dl=1');
   assert.equal(resolveLoraUrl('https://example.com/x.safetensors'), 'https://example.com/x.safetensors');
+});
+
+test('the InstantID runner\'s prefetch warms its LoRA cache for selectedLoraModelPrivateUrl (no model needed)', async () => {
+  const { InstantIdRunner } = await import('../../src/tools/instantid-runner.js');
+  const { instantIdControlnetLora } = await import('../../src/tools/instant-id-controlnet-lora.js');
+  const { validateRun } = await import('../../src/tools/validate.js');
+  const home = mkdtempSync(join(tmpdir(), 'likeness-lora-prefetch-'));
+  roots.push(home);
+  const runner = new InstantIdRunner({ home, threads: 1, fetchAllow: LOOPBACK_ALLOW });
+  try {
+    const url = server.url('/c.safetensors');
+    const v = validateRun(instantIdControlnetLora, { prompt: 'a portrait', inputImageUrl: 'https://images.example/face.png', selectedLoraModelPrivateUrl: url });
+    assert.ok(v.ok, JSON.stringify(v));
+    const n = bodies('/c.safetensors');
+    await runner.prefetch(v.params, new AbortController().signal);
+    assert.equal(bodies('/c.safetensors'), n + 1);
+    assert.deepEqual(readdirSync(join(home, 'cache', 'loras')).filter((f) => f.endsWith('.safetensors')), [`${sha(sdxlLora(6))}.safetensors`]);
+  } finally {
+    await runner.dispose();
+  }
 });

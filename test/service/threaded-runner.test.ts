@@ -171,6 +171,22 @@ test('control: the same runner on the main thread stalls the API (Run or Task/De
   }
 });
 
+test('a queued task is prefetched in the thread while another runs (the "prefetch" call crosses like the phases)', async () => {
+  const first = await run({ mode: 'slow', steps: 6 });
+  const second = await run({ mode: 'ok', steps: 2 });
+  assert.equal((await waitForTerminal(s, first)).pexit, '0');
+  const task = await waitForTerminal(s, second);
+  assert.equal(task.pexit, '0', String(task.debugerror));
+  assert.match(String(task.debugoutput), /^prefetched in thread \d+$/m);
+});
+
+test('a prefetch in the thread is aborted by its signal: the call rejects as an abort', async () => {
+  const stop = new AbortController();
+  const pending = threaded.prefetch({ mode: 'prefetch-hang' }, stop.signal);
+  setTimeout(() => stop.abort(), 50);
+  await assert.rejects(pending, (err: Error) => err.name === 'AbortError');
+});
+
 test('dispose() asks the runner to dispose, then the thread ends by itself; the next call starts a fresh one', async () => {
   const r = new ThreadedRunner(new URL('../helpers/threaded-test-runner.ts', import.meta.url), options);
   const lines: string[] = [];

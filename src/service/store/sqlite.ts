@@ -436,6 +436,35 @@ export class SqliteTaskStore implements TaskStore {
     return r && toTask(r);
   }
 
+  async peekQueued(limit: number): Promise<TaskRecord[]> {
+    if (limit <= 0) return [];
+    // Each project's oldest `limit` queued tasks, then the claim statement's turns replayed in memory: the
+    // project with the lowest last_claim_seq (ties: the oldest task) gives its oldest task and goes last.
+    const rows = this.sql<[number], TaskRow & { seq: number }>(
+      `SELECT * FROM (SELECT t.*, COALESCE(p.last_claim_seq, 0) AS seq, ROW_NUMBER() OVER (PARTITION BY t.project_id ORDER BY t.id) AS rn
+                       FROM tasks t JOIN projects p ON p.id = t.project_id WHERE t.status = 'task_queue')
+       WHERE rn <= ? ORDER BY project_id, id`).all(limit);
+    const turns = new Map<number, { seq: number; rows: (TaskRow & { seq: number })[] }>();
+    for (const r of rows) {
+      const turn = turns.get(r.project_id) ?? { seq: r.seq, rows: [] };
+      turn.rows.push(r);
+      turns.set(r.project_id, turn);
+    }
+    let top = Math.max(0, ...[...turns.values()].map((t) => t.seq));
+    const out: TaskRecord[] = [];
+    while (out.length < limit) {
+      let next: { seq: number; rows: TaskRow[] } | undefined;
+      for (const t of turns.values()) {
+        if (t.rows.length === 0) continue;
+        if (!next || t.seq < next.seq || (t.seq === next.seq && t.rows[0]!.id < next.rows[0]!.id)) next = t;
+      }
+      if (!next) break;
+      out.push(toTask(next.rows.shift()!));
+      next.seq = ++top;
+    }
+    return out;
+  }
+
   private applyPatch(id: number, patch: TaskPatch, status?: TaskStatus): boolean {
     const sets: string[] = [];
     const values: unknown[] = [];

@@ -162,6 +162,11 @@ export interface TaskStore {
   /** Atomically takes the oldest queued task (task_queue → task_accept). */
   claimNext(workerId: string): Promise<TaskRecord | undefined>;
   /**
+   * Reads (never claims) up to `limit` queued tasks in the order claimNext would take them now, for the
+   * worker's prefetch; the order is a forecast (a Run or Kill may change it), never a promise.
+   */
+  peekQueued(limit: number): Promise<TaskRecord[]>;
+  /**
    * Moves a non-terminal task to `status`, stamping its time; returns undefined when the task is already
    * terminal (a Kill or Cancel won the race), so the caller stops.
    */

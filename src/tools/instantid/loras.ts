@@ -56,7 +56,10 @@ export async function loadTaskLoras(choices: readonly LoraChoice[], c: LoraLoadC
         const got = await loraFromUrl(c.cache, choice.url, c.targets, { onProgress, signal: c.signal, allowPickle: c.allowPickle, label });
         opened.push(got);
         lora = got.lora;
-        c.log(`${label}: ${got.cached.fromCache ? 'unchanged on the server, used the cached copy' : `fetched ${mb(got.cached.size)}`} (sha256 ${got.cached.sha256.slice(0, 12)})`);
+        const how = got.cached.prefetched === 'downloaded' ? `downloaded while the previous task ran (${mb(got.cached.size)})`
+          : got.cached.prefetched === 'checked' ? 'checked while the previous task ran: unchanged on the server, used the cached copy'
+            : got.cached.fromCache ? 'unchanged on the server, used the cached copy' : `fetched ${mb(got.cached.size)}`;
+        c.log(`${label}: ${how} (sha256 ${got.cached.sha256.slice(0, 12)})`);
       } else {
         const path = resolveLoraFile(c.home, c.tool, choice.source, choice.id);
         lora = readLora(path, c.targets, { label: `${label} (${path})`, allowPickle: c.allowPickle });
