@@ -37,7 +37,7 @@ class ThreadTestRunner implements ToolRunner {
 
   async preprocess(ctx: RunContext): Promise<void> {
     const p = ctx.params as Params;
-    ctx.log(`preprocess in ${isMainThread ? 'the main thread' : `thread ${threadId}`}`);
+    ctx.log(`preprocess in ${isMainThread ? 'the main thread' : `thread ${threadId}`} for project ${ctx.projectId}`);
     for (const f of Object.values(ctx.inputs)) ctx.log(`input ${f.id}: ${f.bytes.length} bytes ${f.contentType}`);
     if (p.mode === 'fail-pre') throw new TaskInputError('no_face', 'no face detected in inputImageUrl: use a photo with one clearly visible face');
     this.seen.add(ctx.taskId);
