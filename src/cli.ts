@@ -12,7 +12,7 @@ const verbs: Record<string, Verb> = {
   generate: { summary: 'text-to-image with an SDXL model (diffusers folder or single-file checkpoint)', load: () => import('./cli/generate.js') },
   preprocess: { summary: 'write the control map a ControlNet gets: preprocess openpose|depth|canny IMAGE -o OUT.png', load: () => import('./cli/preprocess.js') },
   cache: { summary: 'list or trim the compile cache: cache ls | cache prune [--max-bytes N]', load: () => import('./cli/cache.js') },
-  models: { summary: 'write the smoke model set (tiny, random weights): models smoke', load: () => import('./cli/models.js') },
+  models: { summary: 'models smoke (the tiny random-weight set) | models private add|ls (a project\'s own models)', load: () => import('./cli/models.js') },
 };
 
 function usage(): string {

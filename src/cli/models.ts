@@ -1,6 +1,7 @@
 // likeness models smoke — writes the smoke model set: a tiny SDXL-architecture model with random
 // weights in the diffusers layout, plus InstantID's parts of the same toy sizes, so that every path
 // runs in seconds on a CPU. It draws noise.
+// likeness models private add|ls — a project's private models (models-private.ts).
 import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -13,6 +14,9 @@ import { fail } from './args.js';
 const HELP = `usage:
   likeness models smoke [--home DIR] [--seed N] [--detector FILE] [--size toy|mid|full]
   likeness models smoke --out DIR [--seed N]
+  likeness models private add --project NAME|ID FILE [--kind lora|checkpoint] [--id ID] [--replace] [--json]
+  likeness models private ls [--project NAME|ID] [--json]
+      a project's own checkpoints and LoRAs: \`likeness models private --help\`
 
 Writes the smoke model set: a tiny SDXL-architecture model (UNet, VAE, both CLIP text encoders,
 tokenizers, scheduler config) with RANDOM weights, in the diffusers folder layout, and InstantID's
@@ -38,6 +42,7 @@ catalog slots 622 and 480; mid is the same with the UNet at about 1/10. Random w
 diffusers folder layout; it replaces catalog files only where an earlier smoke set wrote them.`;
 
 export async function run(args: string[]): Promise<number> {
+  if (args[0] === 'private') return (await import('./models-private.js')).runPrivate(args.slice(1));
   let parsed;
   try {
     parsed = parseArgs({

@@ -10,6 +10,7 @@ import { createService } from '../service/app.js';
 import { HomeLockedError } from '../service/home-lock.js';
 import { guardedNetwork } from '../service/network.js';
 import { createAvailability } from '../tools/catalog.js';
+import { oldLayoutWarning } from '../tools/private-models.js';
 import { instantIdControlnetLora } from '../tools/instant-id-controlnet-lora.js';
 import { defaultTools } from '../tools/index.js';
 import { InstantIdRunner } from '../tools/instantid-runner.js';
@@ -121,6 +122,9 @@ export async function run(args: string[]): Promise<number> {
     console.log('  it has RANDOM weights and draws noise, not pictures. Its face detector is not included: run');
     console.log('  `likeness models smoke --detector FILE` with an SCRFD .onnx, or install antelopev2 (see README, "Models and licences").');
   }
+  // Private models moved into per-project folders (F11): files left in the old shared ones are not read.
+  const oldPrivate = oldLayoutWarning(config.home);
+  if (oldPrivate) console.warn(`  warning: ${oldPrivate}`);
   if (service.firstKey) {
     console.log(`  first start: created project "${service.firstKey.project}" with API key ${service.firstKey.apiKey}.`);
     console.log(`  Its secret is not printed here: read it with \`likeness keys list --show-secrets\` (LIKENESS_HOME=${config.home}).`);

@@ -31,9 +31,11 @@ export interface ServiceTool {
   fields: readonly string[];
   /** The URL inputs of a validated request that the worker must fetch in preprocess, by input id. */
   inputUrls(params: unknown): Record<string, string>;
+  /** `scope.projectId`: the authenticated project, whose private models the Run may name. */
   validate(
     body: Record<string, unknown>,
     files: Record<string, UploadedFileInfo>,
+    scope?: { projectId?: number },
   ): { ok: true; params: unknown; notes?: string[] } | { ok: false; errors: ValidationError[] };
   /** The Tool/Detail item. */
   detail(): Record<string, unknown>;

@@ -22,6 +22,8 @@ export interface StepProgress {
 export interface RunContext {
   readonly taskId: number;
   readonly uuid: string;
+  /** The task's project (its store id): a Run's private models are that project's, and only its. */
+  readonly projectId: number;
   /** The validated request with defaults applied (the tool's own RunParams type). */
   readonly params: unknown;
   readonly inputs: Readonly<Record<string, InputFile>>;

@@ -4,8 +4,8 @@
 // `createRunner(options): ToolRunner` and JSON-like options (structured-cloneable: no functions).
 //
 // The thread starts on the first call and serves the calls one after another (the service runs one
-// task at a time); requests carry ids all the same. The context crosses as data (params, inputs with
-// their bytes copied); ctx.signal becomes an "abort" message and an AbortController in the thread;
+// task at a time); requests carry ids all the same. The context crosses as data (ids, the project,
+// params, inputs with their bytes copied); ctx.signal becomes an "abort" message and an AbortController in the thread;
 // the thread's log/progress/writeOutput come back as messages (writeOutput waits for an ack after the
 // real ctx.writeOutput). Errors keep their kind: a TaskInputError stays one (code and message), an
 // abort stays an AbortError, anything else is an Error with the thread's message and stack — so the
@@ -22,6 +22,7 @@ type Phase = 'preprocess' | 'run' | 'postprocess';
 interface WireContext {
   taskId: number;
   uuid: string;
+  projectId: number;
   params: unknown;
   inputs: Record<string, InputFile>;
 }
@@ -205,7 +206,7 @@ export class ThreadedRunner implements ToolRunner {
       transfer.push(bytes.buffer as ArrayBuffer);
       inputs[k] = { id: f.id, url: f.url, bytes, contentType: f.contentType, path: f.path };
     }
-    const wire: WireContext = { taskId: ctx.taskId, uuid: ctx.uuid, params: ctx.params, inputs };
+    const wire: WireContext = { taskId: ctx.taskId, uuid: ctx.uuid, projectId: ctx.projectId, params: ctx.params, inputs };
     return new Promise<void>((resolve, reject) => {
       const onAbort = (): void => {
         if (this.worker === worker) worker.postMessage({ type: 'abort', id } satisfies ToThread);

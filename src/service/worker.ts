@@ -180,6 +180,7 @@ export class Worker {
       const runCtx: RunContext = {
         taskId: task.id,
         uuid: task.uuid,
+        projectId: task.projectId,
         params: task.params,
         inputs,
         signal: abort.signal,

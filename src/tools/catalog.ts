@@ -15,7 +15,16 @@
  *   ControlNets 454 controlnet-canny-sdxl-1.0 · 455 controlnet-depth-sdxl-1.0 · 458 controlnet-openpose-sdxl-1.0
  *   checkpoints 554 Moxie-Diffusion-XL-v1.91 · 1088 Samaritan-CGI · 422 BriXL-v5.0 · 995 Suzannes-XL-Mix · 1094 Tornado
  * The catalog id itself also works as the name (loras/622.safetensors), for operators who prefer ids.
- * A project's private models are <kind dir>/private/<id>.safetensors (or a folder, for checkpoints).
+ *
+ * Private models (selectedModelPrivate, selectedLoraModelPrivate) belong to one project:
+ *   checkpoints/private/<projectId>/<id>.safetensors (or <id>/, a diffusers folder)
+ *   loras/private/<projectId>/<id>.safetensors
+ * <projectId> is the project's id in the store (a decimal number), so no project can name another's
+ * folder; the operator adds them with `likeness models private add --project NAME FILE`. A private id
+ * that is not in the Run's project — in another project, never added, or malformed — gets one message
+ * (privateModelMissing) that names no path and tells nothing of other projects. Files directly in
+ * <kind dir>/private/ are the old shared layout: no longer read (`likeness serve` warns about them).
+ * Messages show catalog locations relative to the home ($LIKENESS_HOME/models/…), never absolute.
  *
  * Trigger words. Wiro's options carry `triggerwords`: the phrases a LoRA was trained on, main one
  * first (622: "creepy creature", "creepy creature drawing", "monster"); they are alternatives to
@@ -24,13 +33,16 @@
  * already holds one of that LoRA's phrases. 'all' puts every phrase; 'none' leaves the prompt alone.
  */
 import { existsSync, statSync } from 'node:fs';
-import { join } from 'node:path';
+import { join, relative, sep } from 'node:path';
 import type { LoraChoice } from './instant-id-inputs.js';
 import type { AvailabilityCheck, CatalogKind, InputSpec, OptionSpec, ToolDefinition } from './types.js';
 
 export const MODEL_DIRS: Readonly<Record<CatalogKind, string>> = { checkpoint: 'checkpoints', lora: 'loras', controlnet: 'controlnet' };
 
 const KIND_WORDS: Readonly<Record<CatalogKind, string>> = { checkpoint: 'checkpoint', lora: 'LoRA', controlnet: 'ControlNet' };
+
+/** A model id usable as a file name: no path separator, no leading dot (so never '.', '..' or a hidden file). */
+export const MODEL_ID = /^[A-Za-z0-9_-][A-Za-z0-9._-]{0,127}$/;
 
 /** A model a Run may name, and where it may be installed (first existing candidate wins). */
 export interface CatalogModel {
@@ -39,8 +51,46 @@ export interface CatalogModel {
   /** The catalog label ('WizardWhitebeard/Vintage-Creepy-Creatures'); the id for private models. */
   label: string;
   private: boolean;
-  /** Absolute paths, in the order looked at. */
+  /** Absolute paths, in the order looked at (none for a private id without a valid project). */
   candidates: string[];
+  /** $LIKENESS_HOME, to show candidates relative to it. */
+  home: string;
+}
+
+/**
+ * The folder name of a project's private models: its store id (a non-negative integer) in decimal;
+ * undefined for anything else, so that no value can become a path outside the private folder.
+ */
+export function projectFolder(projectId: unknown): string | undefined {
+  return typeof projectId === 'number' && Number.isSafeInteger(projectId) && projectId >= 0 ? String(projectId) : undefined;
+}
+
+/** Where a project's private models of `kind` live; undefined for an unusable project id. */
+export function privateModelDir(home: string, kind: 'checkpoint' | 'lora', projectId: number): string | undefined {
+  const folder = projectFolder(projectId);
+  return folder === undefined ? undefined : join(home, 'models', MODEL_DIRS[kind], 'private', folder);
+}
+
+/** The id as a message shows it: bounded, control characters dropped (it is the client's own text). */
+function shownId(value: string): string {
+  const clean = value.replace(/[\u0000-\u001f\u007f]/g, '');
+  return clean.length > 128 ? `${clean.slice(0, 128)}…` : clean;
+}
+
+/**
+ * The one message for a private id the Run's project does not have: the same whether another project
+ * has it, nobody ever added it, or it is no usable id at all. It names no path.
+ */
+export function privateModelMissing(inputId: string, kind: CatalogKind, value: string): string {
+  return `Request parameter [${inputId}] ${shownId(value)} is not a private ${KIND_WORDS[kind]} of this project: ` +
+    "the server's operator adds it with `likeness models private add --project <your project> FILE`";
+}
+
+/** A path under the home as messages show it ($LIKENESS_HOME/models/…); a path outside it only by its name. */
+function shownPath(home: string, path: string): string {
+  const rel = relative(home, path);
+  if (rel === '' || rel.startsWith('..') || rel.startsWith(sep)) return path.split(sep).pop() ?? '';
+  return `$LIKENESS_HOME/${rel.split(sep).join('/')}`;
 }
 
 /** The file name an option's model is installed under (without extension). */
@@ -71,17 +121,28 @@ function catalogInput(tool: ToolDefinition, inputId: string): (InputSpec & { typ
  * The model that `value` names in the tool's catalog input `inputId`, with its install candidates
  * under `home`; undefined when the input is not a catalog input or the id is unusable as a name.
  */
-export function catalogModel(home: string, tool: ToolDefinition, inputId: string, value: string): CatalogModel | undefined {
+export function catalogModel(
+  home: string, tool: ToolDefinition, inputId: string, value: string, projectId?: number,
+): CatalogModel | undefined {
   const input = catalogInput(tool, inputId);
-  if (!input || !/^[A-Za-z0-9_-][A-Za-z0-9._-]{0,127}$/.test(value)) return undefined;
+  if (!input || !MODEL_ID.test(value)) return undefined;
   const kind = input.catalog;
   const dir = join(home, 'models', MODEL_DIRS[kind]);
-  const isPrivate = input.type === 'select' && input.openOptions === true;
-  if (isPrivate) return { kind, id: value, label: value, private: true, candidates: candidatesFor(join(dir, 'private'), kind, [value]) };
+  if (isPrivateInput(input)) {
+    // A private id belongs to the Run's project; without a (valid) project it is nowhere.
+    const folder = projectFolder(projectId);
+    const candidates = folder === undefined ? [] : candidatesFor(join(dir, 'private', folder), kind, [value]);
+    return { kind, id: value, label: value, private: true, candidates, home };
+  }
   const option = input.options.find((o) => o.value === value);
   if (!option) return undefined;
   const names = [...new Set([modelName(option), value])];
-  return { kind, id: value, label: option.label, private: false, candidates: candidatesFor(dir, kind, names) };
+  return { kind, id: value, label: option.label, private: false, candidates: candidatesFor(dir, kind, names), home };
+}
+
+/** A select whose ids are a project's private models (selectedModelPrivate, selectedLoraModelPrivate). */
+function isPrivateInput(input: InputSpec): boolean {
+  return input.type === 'select' && input.openOptions === true;
 }
 
 /** The installed path of a model, or undefined. A folder counts only with its config (a partial copy does not). */
@@ -97,28 +158,27 @@ export function locateModel(model: CatalogModel): string | undefined {
 
 /** What to tell a user whose selected model is not installed. */
 export function notInstalledMessage(inputId: string, model: CatalogModel): string {
-  const what = KIND_WORDS[model.kind];
-  if (model.private) {
-    return `Request parameter [${inputId}] ${model.id} is not a ${what} of this server: upload it first ` +
-      `(the operator saves it as ${model.candidates[0]})`;
-  }
+  if (model.private) return privateModelMissing(inputId, model.kind, model.id);
+  const at = (i: number): string | undefined => (model.candidates[i] === undefined ? undefined : shownPath(model.home, model.candidates[i]!));
   const layout = model.kind === 'controlnet'
-    ? `its diffusers folder (config.json and weights), or its diffusers weights file as ${model.candidates[1] ?? 'a .safetensors beside it'},`
+    ? `its diffusers folder (config.json and weights), or its diffusers weights file as ${at(1) ?? 'a .safetensors beside it'},`
     : model.kind === 'checkpoint'
     ? 'its .safetensors file (or diffusers folder)' : 'its .safetensors file';
   return `Request parameter [${inputId}] ${model.id} (${model.label}) is not installed on this server: ` +
-    `the operator installs it by saving ${layout} as ${model.candidates[0]}`;
+    `the operator installs it by saving ${layout} as ${at(0)}`;
 }
 
 /**
- * The availability hook for validateRun: every selected catalog or private model must be installed
- * under `home`. Pass it as `validateRun(tool, body, files, { availability: createAvailability(home, tool) })`.
+ * The availability hook for validateRun: every selected catalog model must be installed under `home`,
+ * and every private one in the Run's project (`scope.projectId`). Pass it as
+ * `validateRun(tool, body, files, { availability: createAvailability(home, tool), projectId })`.
  */
 export function createAvailability(home: string, tool: ToolDefinition): AvailabilityCheck {
-  return (inputId, value) => {
+  return (inputId, value, scope) => {
     const input = catalogInput(tool, inputId);
     if (!input) return undefined;
-    const model = catalogModel(home, tool, inputId, value);
+    const model = catalogModel(home, tool, inputId, value, scope?.projectId);
+    if (isPrivateInput(input)) return model && locateModel(model) !== undefined ? undefined : privateModelMissing(inputId, input.catalog, value);
     if (!model) return `Request parameter [${inputId}] ${value} is not a model id this server knows`;
     return locateModel(model) === undefined ? notInstalledMessage(inputId, model) : undefined;
   };

@@ -141,7 +141,7 @@ export class InstantIdRunner implements ToolRunner {
     }
     const started = performance.now();
     const inputs = instantIdInputs(this.tool, ctx.params as RunParams);
-    const checkpoint = resolveCheckpoint(this.o, this.tool, inputs.checkpoint);
+    const checkpoint = resolveCheckpoint(this.o, this.tool, inputs.checkpoint, ctx.projectId);
     const parts = resolveInstantIdParts(this.o, checkpoint);
     const controlNets = inputs.controlnets.map((c) => resolveControlNet(this.o.home, this.tool, c.id));
     let loras: TaskLoras | undefined;
@@ -162,7 +162,7 @@ export class InstantIdRunner implements ToolRunner {
         ? `ControlNets: ${inputs.controlnets.map((c) => `${c.id} ${c.label} (scale ${c.scale})`).join(', ')}`
         : 'ControlNets: none besides the IdentityNet (selectedControlnetModel is empty; absent, it defaults to canny)');
       loras = await loadTaskLoras(inputs.loras, {
-        home: this.o.home, tool: this.tool, targets, cache: this.loraCache, allowPickle: this.o.allowPickleLoras === true, signal: ctx.signal, log: (l) => ctx.log(l),
+        home: this.o.home, tool: this.tool, projectId: ctx.projectId, targets, cache: this.loraCache, allowPickle: this.o.allowPickleLoras === true, signal: ctx.signal, log: (l) => ctx.log(l),
       });
       const mapDirs = new Map<ModelPreprocessor, string>();
       for (const c of inputs.controlnets) {

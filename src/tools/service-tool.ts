@@ -22,7 +22,10 @@ export function serviceTool(def: ToolDefinition, runner: ToolRunner, opts: { ava
       }
       return urls;
     },
-    validate: (body, files) => validateRun(def, body, files, opts.availability ? { availability: opts.availability } : {}),
+    validate: (body, files, scope) => validateRun(def, body, files, {
+      ...(opts.availability ? { availability: opts.availability } : {}),
+      ...(scope?.projectId !== undefined ? { projectId: scope.projectId } : {}),
+    }),
     detail: () => ({ ...toolDetail(def) }),
     listItem: () => ({ ...toolListItem(def) }),
     runner,

@@ -76,8 +76,8 @@ export interface SelectInput extends InputCommon {
    */
   multiple?: boolean;
   /**
-   * The options are the project's own (private uploads), unknown to the definition: any
-   * well-formed id is accepted here and checked by the caller's availability hook.
+   * The options are the project's own (private models the operator added for it), unknown to the
+   * definition: any well-formed id is accepted here and checked by the caller's availability hook.
    */
   openOptions?: boolean;
   /**
@@ -168,8 +168,14 @@ export type ValidationResult =
   | { ok: true; params: RunParams; /** What the validation decided for the user (e.g. 0 read as the default), for debugoutput. */ notes?: string[] }
   | { ok: false; errors: ValidationError[] };
 
+/** Whom a Run is for: a project's private models are looked up in that project's own folder. */
+export interface RunScope {
+  /** The project's id in the store; absent (a CLI, a bench), private ids resolve to "not found". */
+  readonly projectId?: number;
+}
+
 /**
  * Is the option's model installed? Returns an error message a user can act on when not,
  * undefined when it is. Called once per selected id, after the request is otherwise well formed.
  */
-export type AvailabilityCheck = (inputId: string, optionValue: string) => string | undefined;
+export type AvailabilityCheck = (inputId: string, optionValue: string, scope?: RunScope) => string | undefined;

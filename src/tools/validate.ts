@@ -10,6 +10,7 @@
  * Fields the tool does not declare are ignored (clients send projectid and the like);
  * callbackUrl is passed through separately.
  */
+import { MODEL_ID, privateModelMissing } from './catalog.js';
 import type {
   AvailabilityCheck,
   FileInput,
@@ -28,6 +29,8 @@ import type {
 
 export interface ValidateOptions {
   availability?: AvailabilityCheck;
+  /** The Run's project (its store id): the availability hook looks for private models there. */
+  projectId?: number;
 }
 
 export const UINT64_MAX = (1n << 64n) - 1n;
@@ -36,7 +39,6 @@ export const UINT64_MAX = (1n << 64n) - 1n;
  * (MAX_PROMPT_TOKENS); this refuses a runaway prompt at Run, before it is stored or queued.
  */
 export const MAX_TEXT_CHARS = 2000;
-const PRIVATE_ID = /^[A-Za-z0-9._-]{1,128}$/;
 const DECIMAL = /^[+-]?(\d+\.?\d*|\.\d+)(e[+-]?\d+)?$/i;
 
 const param = (id: string, rest: string): string => `Request parameter [${id}] ${rest}`;
@@ -153,8 +155,9 @@ function unknownOption(id: string, value: string, options: readonly OptionSpec[]
 function checkOption(input: SelectInput | MultiSelectInput, value: string, errors: string[]): string | undefined {
   if (input.type === 'select' && input.defaultAliases?.includes(value)) return '';
   if (input.type === 'select' && input.openOptions) {
-    if (PRIVATE_ID.test(value)) return value;
-    errors.push(param(input.id, `must be a model id (letters, digits, '.', '_' or '-')`));
+    if (MODEL_ID.test(value)) return value;
+    // A malformed private id gets the very message of one the project does not have (see catalog.ts).
+    errors.push(input.catalog ? privateModelMissing(input.id, input.catalog, value) : param(input.id, `must be a model id (letters, digits, '.', '_' or '-')`));
     return undefined;
   }
   if (input.options.some((o) => o.value === value)) return value;
@@ -325,11 +328,14 @@ function validateSettings(
   return settings;
 }
 
-function checkAvailability(tool: ToolDefinition, values: Record<string, ParamValue>, check: AvailabilityCheck, errors: string[]): void {
+function checkAvailability(
+  tool: ToolDefinition, values: Record<string, ParamValue>, check: AvailabilityCheck, projectId: number | undefined, errors: string[],
+): void {
+  const scope = projectId === undefined ? {} : { projectId };
   for (const input of tool.inputs) {
     if ((input.type !== 'select' && input.type !== 'multiselect') || !input.catalog) continue;
     for (const id of selectedIds(values[input.id])) {
-      const problem = check(input.id, id);
+      const problem = check(input.id, id, scope);
       if (problem !== undefined) errors.push(problem);
     }
   }
@@ -373,7 +379,7 @@ export function validateRun(
   else if (rawCallback !== undefined && rawCallback !== null) messages.push(param('callbackUrl', 'must be a string'));
 
   // Ask about installed models only for a request that is otherwise well formed.
-  if (messages.length === 0 && options.availability) checkAvailability(tool, values, options.availability, messages);
+  if (messages.length === 0 && options.availability) checkAvailability(tool, values, options.availability, options.projectId, messages);
 
   if (messages.length > 0) return { ok: false, errors: messages.map((message) => ({ code: 0, message })) };
   return { ok: true, params: { values, settings, callbackUrl }, notes };

@@ -39,7 +39,7 @@ class ThreadTestRunner implements ToolRunner {
 
   async preprocess(ctx: RunContext): Promise<void> {
     const p = ctx.params as Params;
-    ctx.log(`preprocess in ${isMainThread ? 'the main thread' : `thread ${threadId}`}`);
+    ctx.log(`preprocess in ${isMainThread ? 'the main thread' : `thread ${threadId}`} for project ${ctx.projectId}`);
     for (const f of Object.values(ctx.inputs)) ctx.log(`input ${f.id}: ${f.bytes.length} bytes ${f.contentType}`);
     if (this.prefetched.delete(JSON.stringify(ctx.params))) ctx.log(`prefetched in thread ${threadId}`);
     if (p.mode === 'fail-pre') throw new TaskInputError('no_face', 'no face detected in inputImageUrl: use a photo with one clearly visible face');

@@ -5,7 +5,7 @@
 // two steps. The images are noise; what is checked is the path: statuses, outputs, errors, Kill, LoRAs.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import sharp from 'sharp';
@@ -190,6 +190,17 @@ test('two LoRAs (catalog 622 and a URL) produce images; the URL LoRA is cached f
   assert.equal(again.status, 'task_postprocess_end', String(again.debugerror));
   assert.doesNotMatch(String(again.debugoutput), /loaded the pipeline/, 'the warm pipeline is reused');
   assert.match(String(again.debugoutput), /selectedLoraModelPrivateUrl: unchanged on the server, used the cached copy/);
+});
+
+test('the project\'s private LoRA is found by the engine thread in the project\'s own folder → images', async () => {
+  const project = (await s.service.ctx.store.findProject('default'))!;
+  const dir = join(home, 'models', 'loras', 'private', String(project.id));
+  mkdirSync(dir, { recursive: true });
+  copyFileSync(join(home, 'url-lora.safetensors'), join(dir, 'house-style.safetensors'));
+  const task = await waitForTerminal(s, await run({ ...tiny, inputImageUrl: web.url('/face.png'), selectedLoraModelPrivate: 'house-style' }), 60_000);
+  assert.equal(task.status, 'task_postprocess_end', String(task.debugerror));
+  assert.deepEqual(await pngSizes(task), ['0.png png 64x64']);
+  assert.match(String(task.debugoutput), /selectedLoraModelPrivate house-style: \d+ layers patched at scale 1/);
 });
 
 const badLoras: [string, () => string, RegExp][] = [

@@ -58,7 +58,8 @@ test('a task runs in the thread: its input bytes arrive, logs and outputs come b
   assert.equal(task.pexit, '0');
   assert.deepEqual(names(task), ['0.png', '1.png']);
   const out = String(task.debugoutput);
-  assert.match(out, /^preprocess in thread \d+$/m);
+  const project = (await s.service.ctx.store.findProject('default'))!;
+  assert.match(out, new RegExp(`^preprocess in thread \\d+ for project ${project.id}$`, 'm'), 'the task\'s project crosses into the thread');
   assert.match(out, new RegExp(`^input inputImage: ${TINY_PNG.length} bytes image/png$`, 'm'));
   assert.match(out, /^wrote 2 outputs$/m);
   const url = (task.outputs as { url: string }[])[0]!.url;
@@ -191,7 +192,7 @@ test('dispose() asks the runner to dispose, then the thread ends by itself; the 
   const r = new ThreadedRunner(new URL('../helpers/threaded-test-runner.ts', import.meta.url), options);
   const lines: string[] = [];
   const ctx = {
-    taskId: 1, uuid: 'u', params: { mode: 'ok', steps: 1 }, inputs: {}, signal: new AbortController().signal,
+    taskId: 1, uuid: 'u', projectId: 1, params: { mode: 'ok', steps: 1 }, inputs: {}, signal: new AbortController().signal,
     log: (l: string) => lines.push(l), progress: () => undefined, writeOutput: async () => undefined,
   };
   await r.preprocess(ctx);
@@ -206,7 +207,7 @@ test('dispose() asks the runner to dispose, then the thread ends by itself; the 
 test('a module without createRunner fails the call with a clear message', async () => {
   const r = new ThreadedRunner(new URL('./threaded-runner.test.ts', import.meta.url).href.replace('threaded-runner.test', 'no-such-module'), {});
   const ctx = {
-    taskId: 1, uuid: 'u', params: {}, inputs: {}, signal: new AbortController().signal,
+    taskId: 1, uuid: 'u', projectId: 1, params: {}, inputs: {}, signal: new AbortController().signal,
     log: () => undefined, progress: () => undefined, writeOutput: async () => undefined,
   };
   await assert.rejects(r.preprocess(ctx), /no-such-module/);

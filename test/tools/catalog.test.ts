@@ -5,7 +5,7 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
-  catalogModel, catalogModels, createAvailability, locateModel, modelName, promptWithTriggerWords,
+  catalogModel, catalogModels, createAvailability, locateModel, modelName, projectFolder, promptWithTriggerWords,
 } from '../../src/tools/catalog.js';
 import { instantIdControlnetLora as tool, LORA_OPTIONS } from '../../src/tools/instant-id-controlnet-lora.js';
 import type { LoraChoice } from '../../src/tools/instant-id-inputs.js';
@@ -59,7 +59,7 @@ test('a ControlNet folder without its config.json does not count as installed', 
   assert.ok(locateModel(catalogModel(home, tool, 'selectedControlnetModel', '455')!));
 });
 
-test('validation fails for a selected LoRA that is not installed, saying where the operator puts it', () => {
+test('validation fails for a selected LoRA that is not installed, saying where under the home the operator puts it', () => {
   install('controlnet/controlnet-canny-sdxl-1.0', 'config.json');
   const availability = createAvailability(home, tool);
   const body = { prompt: 'a portrait', inputImageUrl: 'https://example.com/face.jpg', selectedLoraModel: ['622', '938'] };
@@ -67,19 +67,54 @@ test('validation fails for a selected LoRA that is not installed, saying where t
   assert.equal(r.ok, false);
   assert.deepEqual(!r.ok && r.errors.map((e) => e.message), [
     `Request parameter [selectedLoraModel] 622 (WizardWhitebeard/Vintage-Creepy-Creatures) is not installed on this server: ` +
-      `the operator installs it by saving its .safetensors file as ${join(home, 'models/loras/Vintage-Creepy-Creatures.safetensors')}`,
+      'the operator installs it by saving its .safetensors file as $LIKENESS_HOME/models/loras/Vintage-Creepy-Creatures.safetensors',
   ]);
+  assert.ok(!JSON.stringify(r).includes(home), 'no absolute server path');
   install('loras/Vintage-Creepy-Creatures.safetensors');
   assert.equal(validateRun(tool, body, {}, { availability }).ok, true);
 });
 
-test('a private LoRA id resolves under loras/private/ and is refused until uploaded; ids cannot climb out', () => {
+const notPrivate = (input: string, kind: string, id: string): string =>
+  `Request parameter [${input}] ${id} is not a private ${kind} of this project: ` +
+  "the server's operator adds it with `likeness models private add --project <your project> FILE`";
+
+test('a private LoRA id resolves under loras/private/<projectId>/ of the Run\'s project only', () => {
   const availability = createAvailability(home, tool);
-  assert.match(availability('selectedLoraModelPrivate', 'my-style')!, /my-style is not a LoRA of this server: upload it first .*loras\/private\/my-style\.safetensors/);
-  install('loras/private/my-style.safetensors');
-  assert.equal(availability('selectedLoraModelPrivate', 'my-style'), undefined);
-  assert.match(availability('selectedModelPrivate', '..')!, /is not a model id this server knows/);
+  assert.equal(availability('selectedLoraModelPrivate', 'my-style', { projectId: 7 }), notPrivate('selectedLoraModelPrivate', 'LoRA', 'my-style'));
+  install('loras/private/7/my-style.safetensors');
+  assert.equal(availability('selectedLoraModelPrivate', 'my-style', { projectId: 7 }), undefined);
+  assert.equal(locateModel(catalogModel(home, tool, 'selectedLoraModelPrivate', 'my-style', 7)!), join(home, 'models/loras/private/7/my-style.safetensors'));
+  // Another project, no project at all: the same message as an id nobody ever added.
+  assert.equal(availability('selectedLoraModelPrivate', 'my-style', { projectId: 8 }), notPrivate('selectedLoraModelPrivate', 'LoRA', 'my-style'));
+  assert.equal(availability('selectedLoraModelPrivate', 'my-style'), notPrivate('selectedLoraModelPrivate', 'LoRA', 'my-style'));
+  assert.deepEqual(catalogModel(home, tool, 'selectedLoraModelPrivate', 'my-style')!.candidates, []);
   assert.equal(availability('prompt', 'anything'), undefined);
+});
+
+test('a private checkpoint is a file or a diffusers folder in checkpoints/private/<projectId>/', () => {
+  const availability = createAvailability(home, tool);
+  install('checkpoints/private/7/mine', 'model_index.json');
+  assert.equal(availability('selectedModelPrivate', 'mine', { projectId: 7 }), undefined);
+  assert.equal(availability('selectedModelPrivate', 'mine', { projectId: 3 }), notPrivate('selectedModelPrivate', 'checkpoint', 'mine'));
+});
+
+test('the old shared layout (loras/private/<id>.safetensors) is no longer read', () => {
+  install('loras/private/shared-style.safetensors');
+  assert.equal(createAvailability(home, tool)('selectedLoraModelPrivate', 'shared-style', { projectId: 7 }),
+    notPrivate('selectedLoraModelPrivate', 'LoRA', 'shared-style'));
+});
+
+test('ids and project ids cannot climb out: the same message, and nothing outside the project\'s folder is looked at', () => {
+  const availability = createAvailability(home, tool);
+  install('loras/private/7/x.safetensors');
+  for (const id of ['..', '.x', '../7/x', '7/x', '', 'a'.repeat(129)]) {
+    assert.equal(availability('selectedLoraModelPrivate', id, { projectId: 8 }), notPrivate('selectedLoraModelPrivate', 'LoRA', id.length > 128 ? `${id.slice(0, 128)}…` : id), id);
+  }
+  for (const projectId of [-1, 1.5, NaN, Infinity, '7' as unknown as number, '../7' as unknown as number]) {
+    assert.equal(projectFolder(projectId), undefined, String(projectId));
+    assert.equal(availability('selectedLoraModelPrivate', 'x', { projectId }), notPrivate('selectedLoraModelPrivate', 'LoRA', 'x'), String(projectId));
+  }
+  assert.equal(projectFolder(7), '7');
 });
 
 test('the install name comes from the generate-setting id, else the label', () => {

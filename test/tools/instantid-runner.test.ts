@@ -3,10 +3,10 @@
 // cache key. The full path through the service is test/service/instantid-e2e.test.ts.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, rmSync, renameSync } from 'node:fs';
+import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, renameSync, symlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { writeSmokeInstantIdSet } from '../../src/engine/smoke-instantid.js';
+import { SMOKE_LORA_FILE, writeSmokeInstantIdSet } from '../../src/engine/smoke-instantid.js';
 import type { LoraFile } from '../../src/engine/formats/lora.js';
 import { TaskInputError, type InputFile, type RunContext } from '../../src/service/runner.js';
 import { instantIdControlnetLora } from '../../src/tools/instant-id-controlnet-lora.js';
@@ -36,13 +36,13 @@ function file(id: string, name: string): InputFile {
 }
 
 let taskId = 1;
-function context(body: Record<string, unknown>, images: Record<string, string>): RunContext & { lines: string[] } {
+function context(body: Record<string, unknown>, images: Record<string, string>, projectId = 1): RunContext & { lines: string[] } {
   const files = Object.fromEntries(Object.entries(images).map(([id, name]) => [id, { filename: name, contentType: 'image/png', size: 1 }]));
   const v = validateRun(instantIdControlnetLora, { prompt: 'a portrait', ...body }, files);
   assert.ok(v.ok, JSON.stringify(v));
   const lines: string[] = [];
   return {
-    taskId: taskId++, uuid: 'u', params: v.params as RunParams, signal: new AbortController().signal, lines,
+    taskId: taskId++, uuid: 'u', projectId, params: v.params as RunParams, signal: new AbortController().signal, lines,
     inputs: Object.fromEntries(Object.entries(images).map(([id, name]) => [id, file(id, name)])),
     log: (l) => lines.push(l), progress: () => undefined, writeOutput: async () => undefined,
   };
@@ -101,6 +101,28 @@ test('missing models are named with how to install them and their licence', asyn
   } finally {
     renameSync(`${ip}.away`, ip);
   }
+});
+
+const escape = (s: string): string => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+
+test('a private LoRA or checkpoint is read from the task\'s project only; another project is told it has none, naming no path', async () => {
+  const loras = join(home, 'models', 'loras', 'private', '1');
+  mkdirSync(loras, { recursive: true });
+  copyFileSync(join(home, SMOKE_LORA_FILE), join(loras, 'mine.safetensors'));
+  const mine = context({ selectedLoraModelPrivate: 'mine' }, { inputImage: 'astronaut.png' }, 1);
+  await runner.preprocess(mine);
+  assert.ok(mine.lines.some((l) => /^selectedLoraModelPrivate mine: \d+ layers patched/.test(l)), mine.lines.join('\n'));
+  const lora = "Request parameter [selectedLoraModelPrivate] mine is not a private LoRA of this project: the server's operator adds it with " +
+    '`likeness models private add --project <your project> FILE`';
+  await refused(runner, context({ selectedLoraModelPrivate: 'mine' }, { inputImage: 'astronaut.png' }, 2), new RegExp(`^${escape(lora)}$`));
+
+  const checkpoints = join(home, 'models', 'checkpoints', 'private', '1');
+  mkdirSync(checkpoints, { recursive: true });
+  symlinkSync(join(home, 'models', 'smoke'), join(checkpoints, 'toy'), 'dir');
+  // Project 1's checkpoint is found (it is no smoke set by its path, so the real InstantID parts are asked for next).
+  await refused(runner, context({ selectedModelPrivate: 'toy' }, { inputImage: 'astronaut.png' }, 1), /IdentityNet is not installed/);
+  await refused(runner, context({ selectedModelPrivate: 'toy' }, { inputImage: 'astronaut.png' }, 2),
+    /^Request parameter \[selectedModelPrivate\] toy is not a private checkpoint of this project: the server's operator adds it/);
 });
 
 test('validation passes every ControlNet with a preprocessor (458, 455, 454) on to the installed-model check', () => {

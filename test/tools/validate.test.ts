@@ -173,7 +173,9 @@ const BAD: [string, Record<string, unknown>, string][] = [
   ['ControlNet list of objects', { selectedControlnetModel: [{ id: '454' }] }, 'Request parameter [selectedControlnetModel] must be an array of option ids or a comma-separated string'],
   ['ControlNet an object', { selectedControlnetModel: { 0: '454' } }, 'Request parameter [selectedControlnetModel] must be an array of option ids or a comma-separated string'],
   ['unknown LoRA', { selectedLoraModel: ['622', '9'] }, 'Request parameter [selectedLoraModel] has unknown option [9]; valid options: 622, 480, 938, 1146, 1229'],
-  ['private checkpoint id with a path', { selectedModelPrivate: '../etc/passwd' }, "Request parameter [selectedModelPrivate] must be a model id (letters, digits, '.', '_' or '-')"],
+  // The same message as a private id the project does not have (catalog.ts, privateModelMissing).
+  ['private checkpoint id with a path', { selectedModelPrivate: '../etc/passwd' },
+    "Request parameter [selectedModelPrivate] ../etc/passwd is not a private checkpoint of this project: the server's operator adds it with `likeness models private add --project <your project> FILE`"],
   ['LoRA URL not a string', { selectedLoraModelPrivateUrl: ['https://x/y.safetensors'] }, 'Request parameter [selectedLoraModelPrivateUrl] must be a string'],
   ['ControlNet scale above its setting’s max', { selectedControlnetModel: ['454'], 'controlnet-canny-sdxl-1.0': 1.5 }, 'Request parameter [controlnet-canny-sdxl-1.0] must be between 0 and 1'],
   ['ControlNet scale negative', { selectedControlnetModel: '458', 'controlnet-openpose-sdxl-1.0': '-0.1' }, 'Request parameter [controlnet-openpose-sdxl-1.0] must be between 0 and 1'],
@@ -331,6 +333,16 @@ test('the availability hook is asked about each chosen catalog id, and its answe
     'selectedLoraModel=938',
     'selectedControlnetModel=454',
   ]);
+});
+
+test('the availability hook is told the Run\'s project (for its private models)', () => {
+  const scopes: unknown[] = [];
+  const availability = (_input: string, _value: string, scope?: { projectId?: number }): undefined => void scopes.push(scope);
+  validateRun(tool, { ...MINIMAL, selectedLoraModelPrivate: 'mine' }, {}, { availability, projectId: 5 });
+  assert.ok(scopes.length > 0 && scopes.every((s) => JSON.stringify(s) === '{"projectId":5}'), JSON.stringify(scopes));
+  scopes.length = 0;
+  validateRun(tool, { ...MINIMAL, selectedLoraModelPrivate: 'mine' }, {}, { availability });
+  assert.ok(scopes.every((s) => JSON.stringify(s) === '{}'), 'no project: none is made up');
 });
 
 test('the availability hook is not asked about a request that is already malformed, nor about schedulers', () => {

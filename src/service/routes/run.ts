@@ -107,7 +107,7 @@ export function runRoutes(ctx: ServiceContext, dispatcher: Dispatcher) {
 
     /** Validates and queues: what a Run does the first time (replays get its answer, see replay.ts). */
     async function queue(body: Record<string, unknown>, uploads: Upload[], tool: ServiceTool, req: FastifyRequest) {
-      const validation = tool.validate(body, Object.fromEntries(uploads.map((u) => [u.id, u])));
+      const validation = tool.validate(body, Object.fromEntries(uploads.map((u) => [u.id, u])), { projectId: req.apiKey!.projectId });
       if (!validation.ok) {
         return { result: false, errors: validation.errors.map((e) => ({ code: e.code, message: redactPaths(e.message, ctx.config.home) })) };
       }

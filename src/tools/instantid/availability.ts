@@ -20,11 +20,11 @@ export function unsupportedControlNet(id: string): string | undefined {
 
 /** The availability hook with the engine's own limits checked first. */
 export function withEngineLimits(availability?: AvailabilityCheck): AvailabilityCheck {
-  return (inputId, value) => {
+  return (inputId, value, scope) => {
     if (inputId === 'selectedControlnetModel') {
       const message = unsupportedControlNet(value);
       if (message) return message;
     }
-    return availability?.(inputId, value);
+    return availability?.(inputId, value, scope);
   };
 }

@@ -1,5 +1,6 @@
 // The LoRAs of a task, read in preprocess so that a bad one fails the task before any model runs:
-// catalog and private LoRAs from $LIKENESS_HOME/models/loras, a URL through the LoRA cache (guarded
+// catalog LoRAs from $LIKENESS_HOME/models/loras, private ones from the task's project's
+// models/loras/private/<projectId>/, a URL through the LoRA cache (guarded
 // fetcher, size limit, safetensors check, progress as log lines). Each is matched against the
 // checkpoint's UNet and text encoders; a LoRA for another base is refused, unmatched keys are logged.
 import { EngineError } from '../../engine/errors.js';
@@ -29,6 +30,8 @@ const mb = (n: number): string => `${(n / 1024 / 1024).toFixed(1)} MB`;
 export interface LoraLoadContext {
   home: string;
   tool: ToolDefinition;
+  /** The task's project: a private LoRA is looked up in its folder only (none without one). */
+  projectId?: number;
   targets: LoraTargets;
   cache: LoraCache;
   allowPickle: boolean;
@@ -61,7 +64,7 @@ export async function loadTaskLoras(choices: readonly LoraChoice[], c: LoraLoadC
             : got.cached.fromCache ? 'unchanged on the server, used the cached copy' : `fetched ${mb(got.cached.size)}`;
         c.log(`${label}: ${how} (sha256 ${got.cached.sha256.slice(0, 12)})`);
       } else {
-        const path = resolveLoraFile(c.home, c.tool, choice.source, choice.id);
+        const path = resolveLoraFile(c.home, c.tool, choice.source, choice.id, c.projectId);
         lora = readLora(path, c.targets, { label: `${label} (${path})`, allowPickle: c.allowPickle });
         opened.push({ lora, close: () => lora.close() });
       }

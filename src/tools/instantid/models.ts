@@ -1,6 +1,7 @@
 // Which files a wiro/instant-id-controlnet-lora task runs on, under $LIKENESS_HOME/models:
-//   checkpoint   selectedModelPrivate / selectedModel through the catalog; none chosen → the server's
-//                default (a configured path, else the smoke model set when it is there)
+//   checkpoint   selectedModelPrivate (the task's project's own, checkpoints/private/<projectId>/) /
+//                selectedModel through the catalog; none chosen → the server's default (a configured
+//                path, else the smoke model set when it is there)
 //   InstantID    instantid/ControlNetModel/ + instantid/ip-adapter.bin (InstantX/InstantID's layout);
 //                the smoke model runs with the smoke set's own parts (smoke/instantid/)
 //   face models  antelopev2/scrfd_10g_bnkps.onnx + antelopev2/glintr100.onnx; the smoke model falls
@@ -13,7 +14,7 @@ import { TaskInputError } from '../../service/runner.js';
 import { SMOKE_MODEL_DIR } from '../../engine/smoke.js';
 import { SMOKE_FACE_DIR, SMOKE_INSTANTID_DIR, SMOKE_RECOGNIZER } from '../../engine/smoke-instantid.js';
 import { TOKENIZER_STORE } from '../../engine/pipelines/sdxl-components.js';
-import { catalogModel, locateModel, notInstalledMessage } from '../catalog.js';
+import { catalogModel, locateModel, notInstalledMessage, privateModelMissing } from '../catalog.js';
 import type { ModelChoice } from '../instant-id-inputs.js';
 import type { ToolDefinition } from '../types.js';
 
@@ -66,11 +67,26 @@ function checkpointAt(home: string, path: string, label: string): ResolvedCheckp
   return { path, smoke: isSmokeModel(home, path), label, ...(!isDir(path) ? { tokenizerDir: store } : {}) };
 }
 
-/** The checkpoint of a Run (validation has already checked catalog ids are installed). */
-export function resolveCheckpoint(paths: ModelPaths, tool: ToolDefinition, choice: ModelChoice | null): ResolvedCheckpoint {
+/** A private model of the project, or the one "not a private … of this project" error for anything else. */
+function locatePrivate(home: string, tool: ToolDefinition, inputId: string, kind: 'checkpoint' | 'lora', id: string, projectId: number | undefined): string {
+  const model = catalogModel(home, tool, inputId, id, projectId);
+  const path = model ? locateModel(model) : undefined;
+  if (!path) throw new TaskInputError('model_missing', privateModelMissing(inputId, kind, id));
+  return path;
+}
+
+/**
+ * The checkpoint of a Run (validation has already checked catalog ids are installed); a private one
+ * only from `projectId`'s folder (none without a project).
+ */
+export function resolveCheckpoint(paths: ModelPaths, tool: ToolDefinition, choice: ModelChoice | null, projectId?: number): ResolvedCheckpoint {
   const { home } = paths;
+  if (choice?.source === 'private') {
+    const path = locatePrivate(home, tool, 'selectedModelPrivate', 'checkpoint', choice.id, projectId);
+    return checkpointAt(home, path, `selectedModelPrivate ${choice.id}`);
+  }
   if (choice) {
-    const inputId = choice.source === 'private' ? 'selectedModelPrivate' : 'selectedModel';
+    const inputId = 'selectedModel';
     const model = catalogModel(home, tool, inputId, choice.id);
     if (!model) throw new TaskInputError('model_unknown', `Request parameter [${inputId}] ${choice.id} is not a model id this server knows`);
     const path = locateModel(model);
@@ -143,9 +159,10 @@ export function resolveControlNet(home: string, tool: ToolDefinition, id: string
   return path;
 }
 
-/** The file of a catalog or private LoRA. */
-export function resolveLoraFile(home: string, tool: ToolDefinition, source: 'catalog' | 'private', id: string): string {
-  const inputId = source === 'private' ? 'selectedLoraModelPrivate' : 'selectedLoraModel';
+/** The file of a catalog LoRA, or of a private one of `projectId` (none without a project). */
+export function resolveLoraFile(home: string, tool: ToolDefinition, source: 'catalog' | 'private', id: string, projectId?: number): string {
+  if (source === 'private') return locatePrivate(home, tool, 'selectedLoraModelPrivate', 'lora', id, projectId);
+  const inputId = 'selectedLoraModel';
   const model = catalogModel(home, tool, inputId, id);
   if (!model) throw new TaskInputError('model_unknown', `Request parameter [${inputId}] ${id} is not a model id this server knows`);
   const path = locateModel(model);
