@@ -1,6 +1,7 @@
 // Service configuration: flags override environment variables, which override defaults.
 import { resolve } from 'node:path';
 import { engineNice } from './engine/thread-priority.js';
+import { packedCopyEnabled } from './engine/onnx/packed-copy.js';
 
 export interface ServiceConfig {
   host: string;
@@ -110,6 +111,7 @@ export function loadConfig(
   env: NodeJS.ProcessEnv = process.env,
 ): ServiceConfig {
   engineNice(env.LIKENESS_ENGINE_NICE); // read by the engine's threads (engine/thread-priority.ts); refused here when wrong
+  packedCopyEnabled(env); // read where cached models are opened (engine/onnx/packed-copy.ts); refused here when wrong
   const host = overrides.host ?? env.HOST ?? DEFAULTS.host;
   const port = overrides.port ?? num(env.PORT, DEFAULTS.port, 'PORT');
   const publicHost = host === '0.0.0.0' || host === '::' ? '127.0.0.1' : host;

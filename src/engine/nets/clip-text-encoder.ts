@@ -111,7 +111,8 @@ export async function loadClipTextEncoder(
     ownFile?.close();
   }
 
-  const open = (m: string | Uint8Array): Promise<Session> => createSession(m, {
+  const open = (m: string | Uint8Array, extra: { packedCopy?: string } = {}): Promise<Session> => createSession(m, {
+    ...extra,
     executionProvider: opts.executionProvider ?? defaultExecutionProvider(),
     ...(opts.intraOpThreads !== undefined ? { intraOpThreads: opts.intraOpThreads } : {}),
     ...(opts.interOpThreads !== undefined ? { interOpThreads: opts.interOpThreads } : {}),

@@ -38,7 +38,7 @@ export async function compileAndOpen(
   build: () => ModelDef,
 ): Promise<CompiledNet> {
   const compiled = await compileCached(options.cacheDir, { ...key, dtype: options.dtype ?? 'float32' }, build);
-  const session = await openHeld(compiled, (path) => createSession(path, options.session ?? {}));
+  const session = await openHeld(compiled, (path, extra) => createSession(path, { ...options.session, ...extra }));
   return { session, modelPath: compiled.modelPath, cacheHit: compiled.hit };
 }
 

@@ -233,7 +233,7 @@ async function openGraph(net: string, config: VaeConfig, build: () => ModelDef, 
   // The attention form is part of the key: a graph compiled with the other form is never reused.
   const key = { net, weightsHash: options.cache.weightsHash, dtype: vaeComputeType(config, options.dtype), config: { ...config, attention: options.attention } };
   const compiled = await compileCached(options.cache.dir, key, build);
-  return openHeld(compiled, (path) => createSession(path, sessionOptions));
+  return openHeld(compiled, (path, extra) => createSession(path, { ...sessionOptions, ...extra }));
 }
 
 function float32Output(outputs: Record<string, HostTensor>, name: string): HostTensor<'float32'> {

@@ -17,6 +17,7 @@ import { fileURLToPath } from 'node:url';
 import { GRAPH_BUILDER_VERSION, type ModelDef } from './graph-core.js';
 import type { FloatDType } from './dtype.js';
 import { writeModel, type WriteOptions } from './serialize.js';
+import { PACKED_TMP_PREFIX, packedCopyHome } from './packed-copy.js';
 
 export interface CacheKey {
   /** What the graph is ('unet', 'vae-decoder', …): readable part of the directory name. */
@@ -132,10 +133,14 @@ export async function compileCached(
  * Opens a session on a compiled model and keeps the entry held until that session is disposed
  * (released at once if the open fails).
  */
-export async function openHeld<S extends { dispose(): Promise<void> }>(compiled: CompiledModel, open: (modelPath: string) => Promise<S>): Promise<S> {
+export async function openHeld<S extends { dispose(): Promise<void> }>(
+  compiled: CompiledModel,
+  open: (modelPath: string, extra: { packedCopy?: string }) => Promise<S>,
+): Promise<S> {
   let session: S;
   try {
-    session = await open(compiled.modelPath);
+    const packedCopy = packedCopyHome(compiled.dir);
+    session = await open(compiled.modelPath, packedCopy ? { packedCopy } : {});
   } catch (e) {
     compiled.release();
     throw e;
@@ -230,6 +235,17 @@ export interface CacheEntry {
   inUse: boolean;
 }
 
+/** Bytes of a file, or of everything under a folder; 0 for what was removed meanwhile. */
+function treeBytes(path: string): number {
+  try {
+    const st = statSync(path);
+    if (!st.isDirectory()) return st.size;
+    return readdirSync(path).reduce((n, f) => n + treeBytes(join(path, f)), 0);
+  } catch {
+    return 0;
+  }
+}
+
 /** The complete entries of a cache directory, least recently used first. */
 export function listCacheEntries(cacheDir: string): CacheEntry[] {
   if (!existsSync(cacheDir)) return [];
@@ -247,11 +263,14 @@ export function listCacheEntries(cacheDir: string): CacheEntry[] {
         else rmSync(join(dir, f), { force: true }); // its process is gone
         continue;
       }
-      try {
-        bytes += statSync(join(dir, f)).size;
-      } catch {
-        // removed meanwhile
+      if (f.startsWith(PACKED_TMP_PREFIX)) {
+        const pid = Number(f.slice(PACKED_TMP_PREFIX.length).split('-')[0]);
+        if (!(Number.isInteger(pid) && alive(pid))) {
+          rmSync(join(dir, f), { recursive: true, force: true }); // a packed copy its writer never finished
+          continue;
+        }
       }
+      bytes += treeBytes(join(dir, f)); // the model, its data, ORT's packed copies (packed-copy.ts)
     }
     let key: Record<string, unknown> = {};
     let lastUse: Date;

@@ -19,6 +19,8 @@ export interface WorkerSessionOptions {
   quiet?: boolean;
   /** GPU providers: outputs that stay on the device ('gpu-buffer'): all of them, or these names. */
   outputsOnDevice?: true | string[];
+  /** cpu: the cache entry folder where ORT's optimised copies with pre-packed weights live (packed-copy.ts). */
+  packedCopy?: string;
 }
 
 /** A tensor the worker keeps on the device; the main thread holds its handle. */

@@ -1,12 +1,16 @@
 // The worker thread that owns ONNX Runtime sessions. onnxruntime-node's run() is synchronous native
 // code (engine-prior-art.md §1.7), so it must never run on the main thread's event loop. Requests are
 // handled one at a time, in order; several sessions can live here.
+import { randomBytes } from 'node:crypto';
+import { existsSync, mkdirSync, renameSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
 import { parentPort } from 'node:worker_threads';
 import * as ort from 'onnxruntime-node';
 import type { DType, HostArray } from './dtype.js';
 import { GraphBuilder } from './graph.js';
 import { encodeModel } from './serialize.js';
 import { lowerThisThreadForEngine } from '../thread-priority.js';
+import { PACKED_PREFIX, PACKED_TMP_PREFIX, packedCopyTag } from './packed-copy.js';
 import {
   transferables,
   type Reply, type Request, type SessionInfo, type ValueMeta, type WireDeviceTensor, type WireTensor, type WorkerSessionOptions,
@@ -64,11 +68,57 @@ function meta(list: readonly ort.InferenceSession.ValueMetadata[]): ValueMeta[] 
     : { name: m.name, dtype: 'non-tensor', shape: [] }));
 }
 
+/**
+ * A CPU session on a cache entry's model through its packed copy (packed-copy.ts): the copy when it is
+ * there (optimised already, so optimisation off); else the plain model, writing the copy on the way.
+ * Any trouble with the copy falls back to the plain model: a copy is only ever a faster way in.
+ */
+async function createPacked(model: string, entryDir: string, o: WorkerSessionOptions): Promise<ort.InferenceSession> {
+  const dir = join(entryDir, `${PACKED_PREFIX}${packedCopyTag(o.graphOptimizationLevel)}`);
+  const copy = join(dir, 'model.onnx');
+  if (existsSync(copy)) {
+    try {
+      return await ort.InferenceSession.create(copy, { ...sessionOptions(o), graphOptimizationLevel: 'disabled' });
+    } catch {
+      rmSync(dir, { recursive: true, force: true }); // unreadable: written again below
+    }
+  }
+  const tmp = join(entryDir, `${PACKED_TMP_PREFIX}${process.pid}-${randomBytes(6).toString('hex')}`);
+  try {
+    mkdirSync(tmp);
+    const base = sessionOptions(o);
+    const session = await ort.InferenceSession.create(model, {
+      ...base,
+      optimizedModelFilePath: join(tmp, 'model.onnx'),
+      extra: {
+        ...(base.extra as Record<string, unknown> | undefined),
+        session: {
+          ...((base.extra as { session?: Record<string, string> } | undefined)?.session),
+          optimized_model_external_initializers_file_name: 'weights.bin',
+          optimized_model_external_initializers_min_size_in_bytes: '1024',
+          save_external_prepacked_constant_initializers: '1',
+        },
+      },
+    });
+    try {
+      renameSync(tmp, dir); // fails when another process got there first: theirs is as good
+    } catch {
+      rmSync(tmp, { recursive: true, force: true });
+    }
+    return session;
+  } catch {
+    rmSync(tmp, { recursive: true, force: true }); // disk full, say: open the plain model as before
+    return ort.InferenceSession.create(model, sessionOptions(o));
+  }
+}
+
 async function create(model: string | Uint8Array, o: WorkerSessionOptions): Promise<SessionInfo> {
   let session: ort.InferenceSession;
   try {
     session = typeof model === 'string'
-      ? await ort.InferenceSession.create(model, sessionOptions(o))
+      ? o.packedCopy && o.executionProvider === 'cpu'
+        ? await createPacked(model, o.packedCopy, o)
+        : await ort.InferenceSession.create(model, sessionOptions(o))
       : await ort.InferenceSession.create(model, sessionOptions(o));
   } catch (e) {
     const where = typeof model === 'string' ? model : `${model.byteLength}-byte model`;

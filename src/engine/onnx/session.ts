@@ -45,6 +45,12 @@ export interface SessionOptions {
    * handles that can be fed to the next run of any session in the same worker.
    */
   outputsOnDevice?: true | readonly string[];
+  /**
+   * cpu: the cache entry folder (the model's own) where ORT's optimised copy with pre-packed weights is
+   * kept (packed-copy.ts): opened instead of the model when there, written on this open when not.
+   * openHeld passes it for every cache entry unless LIKENESS_ORT_PACKED_COPY=off.
+   */
+  packedCopy?: string;
 }
 
 export interface RunOptions {
@@ -352,6 +358,7 @@ export async function createSession(model: string | Uint8Array, options: Session
   if (options.quiet) wire.quiet = true;
   if (options.forceCpuNodes?.length) wire.forceCpuNodes = [...options.forceCpuNodes];
   if (options.outputsOnDevice) wire.outputsOnDevice = options.outputsOnDevice === true ? true : [...options.outputsOnDevice];
+  if (options.packedCopy && ep === 'cpu' && typeof model === 'string') wire.packedCopy = options.packedCopy;
   const worker = options.worker ?? OrtWorker.shared();
   let info: SessionInfo;
   try {
