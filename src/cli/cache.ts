@@ -1,10 +1,9 @@
 // likeness cache ls | prune — the compile cache ($LIKENESS_HOME/cache/onnx): what is there, and
 // trimming it to a size (least recently used first, never an entry a running process holds).
 import { join } from 'node:path';
-import { parseArgs } from 'node:util';
 import { loadConfig } from '../config.js';
 import { cacheMaxBytes, listCacheEntries, parseByteSize, pruneCache, type CacheEntry } from '../engine/onnx/cache.js';
-import { fail } from './args.js';
+import { fail, parseVerb } from './args.js';
 
 const HELP = `usage:
   likeness cache ls [--home DIR]
@@ -32,22 +31,10 @@ function table(entries: readonly CacheEntry[]): string {
 }
 
 export async function run(args: string[]): Promise<number> {
-  let parsed;
-  try {
-    parsed = parseArgs({
-      args,
-      allowPositionals: true,
-      options: { home: { type: 'string' }, 'max-bytes': { type: 'string' }, help: { type: 'boolean', short: 'h' } },
-    });
-  } catch (err) {
-    return fail(`${(err as Error).message}\n\n${HELP}`);
-  }
-  const { values, positionals } = parsed;
-  const [action, ...extra] = positionals;
-  if (values.help || !action) {
-    console.log(HELP);
-    return values.help ? 0 : 2;
-  }
+  const parsed = parseVerb(args, { home: { type: 'string' }, 'max-bytes': { type: 'string' } }, HELP);
+  if (typeof parsed === 'number') return parsed;
+  const { values, positionals, action } = parsed;
+  const extra = positionals.slice(1);
   if ((action !== 'ls' && action !== 'prune') || extra.length > 0) return fail(`unknown cache command "${positionals.join(' ')}"\n\n${HELP}`);
   const dir = join(loadConfig(values.home ? { home: values.home } : {}).home, 'cache', 'onnx');
   let maxBytes: number;

@@ -2,14 +2,13 @@
 // can check detection (and the "no face" error) on their own photos before running InstantID.
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { parseArgs } from 'node:util';
 import { loadConfig } from '../config.js';
 import { EngineError } from '../engine/errors.js';
 import { FaceAnalyzer, minimumFaceSize, selectFace } from '../engine/face/analysis.js';
 import { DEFAULT_DET_SIZE } from '../engine/face/scrfd.js';
 import type { Detection } from '../engine/face/types.js';
 import { ImageError, decodeImageRGB } from '../net/image.js';
-import { fail } from './args.js';
+import { fail, parseVerb } from './args.js';
 import { resolveFaceModels } from '../tools/instantid/models.js';
 
 const DEFAULT_DETECTOR = join('models', 'antelopev2', 'scrfd_10g_bnkps.onnx');
@@ -38,30 +37,17 @@ interface FaceJson {
 const round = (v: number, digits: number): number => Number(v.toFixed(digits));
 
 export async function run(args: string[]): Promise<number> {
-  let parsed;
-  try {
-    parsed = parseArgs({
-      args,
-      allowPositionals: true,
-      options: {
-        detector: { type: 'string' },
-        'det-size': { type: 'string' },
-        'no-retry': { type: 'boolean' },
-        json: { type: 'boolean' },
-        home: { type: 'string' },
-        threads: { type: 'string' },
-        help: { type: 'boolean', short: 'h' },
-      },
-    });
-  } catch (err) {
-    return fail(`${(err as Error).message}\n\n${HELP}`);
-  }
-  const { values, positionals } = parsed;
-  const [action, imagePath, ...extra] = positionals;
-  if (values.help || !action) {
-    console.log(HELP);
-    return values.help ? 0 : 2;
-  }
+  const parsed = parseVerb(args, {
+    detector: { type: 'string' },
+    'det-size': { type: 'string' },
+    'no-retry': { type: 'boolean' },
+    json: { type: 'boolean' },
+    home: { type: 'string' },
+    threads: { type: 'string' },
+  }, HELP);
+  if (typeof parsed === 'number') return parsed;
+  const { values, positionals, action } = parsed;
+  const [, imagePath, ...extra] = positionals;
   if (action !== 'detect') return fail(`unknown action "${action}"\n\n${HELP}`);
   if (!imagePath || extra.length > 0) return fail(`faces detect takes one image\n\n${HELP}`);
   const detSize = values['det-size'] === undefined ? DEFAULT_DET_SIZE : Number(values['det-size']);

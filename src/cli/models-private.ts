@@ -1,12 +1,11 @@
 // likeness models private add|ls — a project's private checkpoints and LoRAs (selectedModelPrivate,
 // selectedLoraModelPrivate). Only the operator adds them; each belongs to one project (tools/catalog.ts).
-import { parseArgs } from 'node:util';
 import { resolve } from 'node:path';
 import { loadConfig } from '../config.js';
 import { openStore } from '../service/app.js';
 import type { Project, TaskStore } from '../service/store/types.js';
 import { addPrivateModel, listPrivateModels, oldLayoutModels, PrivateModelError, type PrivateKind, type PrivateModel } from '../tools/private-models.js';
-import { fail } from './args.js';
+import { fail, parseVerb } from './args.js';
 
 export const PRIVATE_HELP = `usage:
   likeness models private add --project NAME|ID FILE [--kind lora|checkpoint] [--id ID] [--replace] [--json]
@@ -48,30 +47,17 @@ function size(bytes: number): string {
 const row = (p: Project, m: PrivateModel) => ({ project: p.name, projectId: p.id, kind: m.kind, id: m.id, path: m.path, bytes: m.bytes });
 
 export async function runPrivate(args: string[]): Promise<number> {
-  let parsed;
-  try {
-    parsed = parseArgs({
-      args,
-      allowPositionals: true,
-      options: {
-        project: { type: 'string' },
-        kind: { type: 'string' },
-        id: { type: 'string' },
-        replace: { type: 'boolean' },
-        json: { type: 'boolean' },
-        home: { type: 'string' },
-        help: { type: 'boolean', short: 'h' },
-      },
-    });
-  } catch (err) {
-    return fail(`${(err as Error).message}\n\n${PRIVATE_HELP}`);
-  }
-  const { values, positionals } = parsed;
-  const [action, ...rest] = positionals;
-  if (values.help || !action) {
-    console.log(PRIVATE_HELP);
-    return values.help ? 0 : 2;
-  }
+  const parsed = parseVerb(args, {
+    project: { type: 'string' },
+    kind: { type: 'string' },
+    id: { type: 'string' },
+    replace: { type: 'boolean' },
+    json: { type: 'boolean' },
+    home: { type: 'string' },
+  }, PRIVATE_HELP);
+  if (typeof parsed === 'number') return parsed;
+  const { values, positionals, action } = parsed;
+  const rest = positionals.slice(1);
   if (action !== 'add' && action !== 'ls') return fail(`unknown command "models private ${action}"\n\n${PRIVATE_HELP}`);
   if (action === 'add') {
     if (!values.project) return fail('models private add needs --project NAME|ID: a private model belongs to one project');

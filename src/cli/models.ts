@@ -4,12 +4,11 @@
 // likeness models private add|ls — a project's private models (models-private.ts).
 import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { parseArgs } from 'node:util';
 import { loadConfig } from '../config.js';
 import { EngineError } from '../engine/errors.js';
 import { SMOKE_MODEL_DIR, writeSmokeModel } from '../engine/smoke.js';
 import { SMOKE_FACE_DIR, writeSmokeInstantIdSet } from '../engine/smoke-instantid.js';
-import { fail } from './args.js';
+import { fail, parseVerb } from './args.js';
 
 const HELP = `usage:
   likeness models smoke [--home DIR] [--seed N] [--detector FILE] [--size toy|mid|full]
@@ -43,29 +42,16 @@ diffusers folder layout; it replaces catalog files only where an earlier smoke s
 
 export async function run(args: string[]): Promise<number> {
   if (args[0] === 'private') return (await import('./models-private.js')).runPrivate(args.slice(1));
-  let parsed;
-  try {
-    parsed = parseArgs({
-      args,
-      allowPositionals: true,
-      options: {
-        out: { type: 'string' },
-        seed: { type: 'string' },
-        home: { type: 'string' },
-        detector: { type: 'string' },
-        size: { type: 'string' },
-        help: { type: 'boolean', short: 'h' },
-      },
-    });
-  } catch (err) {
-    return fail(`${(err as Error).message}\n\n${HELP}`);
-  }
-  const { values, positionals } = parsed;
-  const [action, ...extra] = positionals;
-  if (values.help || !action) {
-    console.log(HELP);
-    return values.help ? 0 : 2;
-  }
+  const parsed = parseVerb(args, {
+    out: { type: 'string' },
+    seed: { type: 'string' },
+    home: { type: 'string' },
+    detector: { type: 'string' },
+    size: { type: 'string' },
+  }, HELP);
+  if (typeof parsed === 'number') return parsed;
+  const { values, positionals, action } = parsed;
+  const extra = positionals.slice(1);
   if (action !== 'smoke' || extra.length > 0) return fail(`unknown models command "${positionals.join(' ')}"\n\n${HELP}`);
   const seed = values.seed === undefined ? 0 : Number(values.seed);
   if (!Number.isInteger(seed) || seed < 0 || seed > 0xffffffff) return fail('--seed must be a whole number from 0 to 4294967295');

@@ -56,37 +56,33 @@ export const SMOKE_OPENPOSE_CONTROLNET_DIR = join('models', 'controlnet', 'contr
 /** The random Depth Anything, where the tool's depth preprocessor looks for the smoke set's copy. */
 export const SMOKE_DEPTH_DIR = join(SMOKE_MODEL_DIR, 'depth-anything');
 
+/** A Depth Anything V1 config.json (transformers layout, Dinov2 inside) of the given widths. */
+function depthAnythingConfig(w: { hidden: number; layers: number; heads: number; mlp: number; neck: number[]; fusion: number; head: number }, note: string): Record<string, unknown> {
+  return {
+    model_type: 'depth_anything',
+    architectures: ['DepthAnythingForDepthEstimation'],
+    backbone_config: {
+      model_type: 'dinov2', hidden_size: w.hidden, num_hidden_layers: w.layers, num_attention_heads: w.heads, mlp_ratio: w.mlp, patch_size: 14,
+      image_size: 518, layer_norm_eps: 1e-6, hidden_act: 'gelu', apply_layernorm: true, reshape_hidden_states: false,
+      out_indices: [w.layers - 3, w.layers - 2, w.layers - 1, w.layers],
+    },
+    reassemble_hidden_size: w.hidden, patch_size: 14, reassemble_factors: [4, 2, 1, 0.5], neck_hidden_sizes: w.neck,
+    fusion_hidden_size: w.fusion, head_in_index: -1, head_hidden_size: w.head, depth_estimation_type: 'relative', max_depth: 1,
+    likeness: note,
+  };
+}
+
 /**
  * LiheYoung/depth-anything-small-hf's config.json (Dinov2 ViT-S/14: hidden 384, 12 layers, 6 heads;
  * neck [48, 96, 192, 384], fusion 64, head 32 — 24.8M parameters): the rehearsal sets' Depth Anything.
  */
 export function depthAnythingSmallConfig(): Record<string, unknown> {
-  return {
-    model_type: 'depth_anything',
-    architectures: ['DepthAnythingForDepthEstimation'],
-    backbone_config: {
-      model_type: 'dinov2', hidden_size: 384, num_hidden_layers: 12, num_attention_heads: 6, mlp_ratio: 4, patch_size: 14,
-      image_size: 518, layer_norm_eps: 1e-6, hidden_act: 'gelu', apply_layernorm: true, reshape_hidden_states: false, out_indices: [9, 10, 11, 12],
-    },
-    reassemble_hidden_size: 384, patch_size: 14, reassemble_factors: [4, 2, 1, 0.5], neck_hidden_sizes: [48, 96, 192, 384],
-    fusion_hidden_size: 64, head_in_index: -1, head_hidden_size: 32, depth_estimation_type: 'relative', max_depth: 1,
-    likeness: 'random weights (rehearsal set)',
-  };
+  return depthAnythingConfig({ hidden: 384, layers: 12, heads: 6, mlp: 4, neck: [48, 96, 192, 384], fusion: 64, head: 32 }, 'random weights (rehearsal set)');
 }
 
-/** A tiny Depth Anything config.json (transformers layout, Dinov2 inside): V1's structure at toy width. */
+/** A tiny Depth Anything config.json: V1's structure at toy width. */
 export function smokeDepthAnythingConfig(): Record<string, unknown> {
-  return {
-    model_type: 'depth_anything',
-    architectures: ['DepthAnythingForDepthEstimation'],
-    backbone_config: {
-      model_type: 'dinov2', hidden_size: 16, num_hidden_layers: 4, num_attention_heads: 2, mlp_ratio: 2, patch_size: 14,
-      image_size: 518, layer_norm_eps: 1e-6, hidden_act: 'gelu', apply_layernorm: true, reshape_hidden_states: false, out_indices: [1, 2, 3, 4],
-    },
-    reassemble_hidden_size: 16, patch_size: 14, reassemble_factors: [4, 2, 1, 0.5], neck_hidden_sizes: [4, 6, 8, 8],
-    fusion_hidden_size: 8, head_in_index: -1, head_hidden_size: 4, depth_estimation_type: 'relative', max_depth: 1,
-    likeness: 'random weights (smoke set)',
-  };
+  return depthAnythingConfig({ hidden: 16, layers: 4, heads: 2, mlp: 2, neck: [4, 6, 8, 8], fusion: 8, head: 4 }, 'random weights (smoke set)');
 }
 export const SMOKE_LORA_FILE = join('models', 'loras', 'Vintage-Creepy-Creatures.safetensors');
 /** Catalog LoRA 480, which the rehearsal sets fill too. */
