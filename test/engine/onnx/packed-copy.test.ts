@@ -1,13 +1,14 @@
 // ORT's packed copy of a cache entry (packed-copy.ts): the first CPU open writes it, later opens use it,
-// results do not change, a broken copy is replaced, and LIKENESS_ORT_PACKED_COPY=off writes none.
+// results do not change, a broken copy is replaced, big entries get none by default, and
+// LIKENESS_ORT_PACKED_COPY=off writes none.
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { GraphBuilder } from '../../../src/engine/onnx/graph.js';
 import { compileCached, listCacheEntries, openHeld, type CacheKey } from '../../../src/engine/onnx/cache.js';
-import { PACKED_PREFIX, packedCopyEnabled, packedCopyHome } from '../../../src/engine/onnx/packed-copy.js';
+import { AUTO_MAX_BYTES, PACKED_PREFIX, packedCopyEnabled, packedCopyHome } from '../../../src/engine/onnx/packed-copy.js';
 import { createSession, type Session } from '../../../src/engine/onnx/session.js';
 
 const root = mkdtempSync(join(tmpdir(), 'likeness-packed-'));
@@ -65,10 +66,23 @@ test('an unreadable copy is replaced, and the open still succeeds', async () => 
   assert.ok(existsSync(join(copy, 'weights.bin')), 'written again');
 });
 
+test('by default (auto) an entry of 4 GiB or more gets no copy (its calls ran slower from mapped weights); on gives it one', () => {
+  const entry = join(root, 'big-entry');
+  mkdirSync(entry, { recursive: true });
+  writeFileSync(join(entry, 'key.json'), '{}');
+  writeFileSync(join(entry, 'model.onnx'), '');
+  writeFileSync(join(entry, 'model.onnx.data'), '');
+  truncateSync(join(entry, 'model.onnx.data'), AUTO_MAX_BYTES); // sparse: no disk used
+  assert.equal(packedCopyHome(entry, {}), undefined);
+  assert.equal(packedCopyHome(entry, { LIKENESS_ORT_PACKED_COPY: 'on' }), entry);
+  truncateSync(join(entry, 'model.onnx.data'), AUTO_MAX_BYTES - 4096);
+  assert.equal(packedCopyHome(entry, {}), entry);
+});
+
 test('LIKENESS_ORT_PACKED_COPY=off writes no copy; a wrong value is refused with the choices', async () => {
   assert.equal(packedCopyEnabled({ LIKENESS_ORT_PACKED_COPY: 'off' }), false);
   assert.equal(packedCopyEnabled({}), true);
-  assert.throws(() => packedCopyEnabled({ LIKENESS_ORT_PACKED_COPY: 'maybe' }), /LIKENESS_ORT_PACKED_COPY="maybe": use on or off/);
+  assert.throws(() => packedCopyEnabled({ LIKENESS_ORT_PACKED_COPY: 'maybe' }), /LIKENESS_ORT_PACKED_COPY="maybe": use auto, on or off/);
   const dir = join(root, 'off');
   const compiled = await compileCached(dir, key, build);
   assert.equal(packedCopyHome(compiled.dir, { LIKENESS_ORT_PACKED_COPY: 'off' }), undefined);
