@@ -11,9 +11,9 @@
 // kernels read packed weights as before.
 //
 // At full size it is another matter (bench/unet-open.ts, the 2.57 B-parameter UNet, 10.3 GB): the copy
-// halved the open (84 → 41 s) but each 512² CFG-pair call ran 27–30 % slower (14.4–15.8 s against
-// 11.1–11.3 s), likely the kernels reading 10 GB of mapped small pages; on the mid nets (≤ 2.7 GB) calls
-// were unchanged. So by default ('auto') only entries under 4 GiB get a copy.
+// halved the open (84 → 41 s and 65 → 28 s, two runs) but each 512² CFG-pair call ran 11–30 % slower
+// (11.8–15.8 s against 10.6–11.3 s; the first call pays the page faults of 10 GB of mapped weights); on
+// the mid nets (≤ 2.7 GB) calls were unchanged. So by default ('auto') only entries under 4 GiB get a copy.
 //
 // So the first CPU open of such a cache entry also writes `ort-cpu-<tag>/` inside the entry (model.onnx +
 // weights.bin, written under a temporary name and renamed into place), and later opens use it with
