@@ -13,11 +13,11 @@ import { fileURLToPath } from 'node:url';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import type { TensorSource } from '../src/engine/nets/sdxl-weights.js';
 import { parseUNetConfig } from '../src/engine/nets/unet-config.js';
 import { createUnetRunner, type UnetStepInputs } from '../src/engine/nets/unet-runner.js';
 import { unetWeightShapes } from '../src/engine/nets/unet-shapes.js';
 import { rehearsalConfigs } from '../src/engine/smoke-sizes.js';
+import { random, randomSource } from './random-weights.js';
 
 const { values } = parseArgs({
   options: {
@@ -28,28 +28,6 @@ const { values } = parseArgs({
 const size = values.size === 'mid' ? 'mid' : 'full';
 const threads = Number(values.threads);
 const res = Number(values.res);
-
-function random(n: number, seed: number, scale: number, offset = 0): Float32Array {
-  const a = new Float32Array(n);
-  let s = seed >>> 0 || 1;
-  for (let i = 0; i < n; i++) {
-    s ^= s << 13; s ^= s >>> 17; s ^= s << 5;
-    a[i] = offset + ((s >>> 0) / 2 ** 32 - 0.5) * 2 * scale;
-  }
-  return a;
-}
-const hash = (name: string): number => [...name].reduce((h, c) => Math.imul(h ^ c.charCodeAt(0), 16777619) >>> 0, 2166136261);
-
-function randomSource(shapes: Map<string, readonly number[]>): TensorSource {
-  const read = (name: string): Float32Array => {
-    const shape = shapes.get(name)!;
-    const n = shape.reduce((a, b) => a * b, 1);
-    const fanIn = shape.slice(1).reduce((a, b) => a * b, 1);
-    const norm = shape.length === 1 && name.endsWith('.weight');
-    return random(n, hash(name), norm ? 0.05 : shape.length === 1 ? 0.02 : 1 / Math.sqrt(fanIn), norm ? 1 : 0);
-  };
-  return { has: (name) => shapes.has(name), info: (name) => ({ dtype: 'F32', shape: [...shapes.get(name)!] }), read, readFloat32: read };
-}
 
 const seconds = (t0: number): number => (performance.now() - t0) / 1000;
 const gb = (b: number): string => `${(b / 2 ** 30).toFixed(2)} GB`;

@@ -137,16 +137,7 @@ export class ThreadedRunner implements ToolRunner {
       };
       const done = (): void => signal.removeEventListener('abort', onAbort);
       this.pending.set(id, { ctx: undefined, resolve: () => { done(); resolve(); }, reject: (e) => { done(); reject(e); } });
-      worker.ref();
-      try {
-        worker.postMessage({ type: 'prefetch', id, params } satisfies ToThread);
-      } catch (err) {
-        this.pending.delete(id);
-        done();
-        this.idle(worker);
-        reject(err instanceof Error ? err : new Error(String(err)));
-        return;
-      }
+      if (!this.post(worker, id, { type: 'prefetch', id, params }, [], done, reject)) return;
       signal.addEventListener('abort', onAbort, { once: true });
     });
   }
@@ -195,6 +186,21 @@ export class ThreadedRunner implements ToolRunner {
     return worker;
   }
 
+  /** Sends a pending request to the thread; when it cannot be sent, forgets it and rejects (false). */
+  private post(worker: Worker, id: number, message: ToThread, transfer: ArrayBuffer[], done: () => void, reject: (e: Error) => void): boolean {
+    worker.ref();
+    try {
+      worker.postMessage(message, transfer);
+      return true;
+    } catch (err) {
+      this.pending.delete(id);
+      done();
+      this.idle(worker);
+      reject(err instanceof Error ? err : new Error(String(err)));
+      return false;
+    }
+  }
+
   private call(phase: Phase, ctx: RunContext): Promise<void> {
     if (this.disposing) return Promise.reject(new Error('the engine thread is shutting down'));
     const worker = this.thread();
@@ -217,16 +223,7 @@ export class ThreadedRunner implements ToolRunner {
         resolve: () => { done(); resolve(); },
         reject: (e) => { done(); reject(e); },
       });
-      worker.ref();
-      try {
-        worker.postMessage({ type: 'call', id, phase, ctx: wire } satisfies ToThread, transfer);
-      } catch (err) {
-        this.pending.delete(id);
-        done();
-        this.idle(worker);
-        reject(err instanceof Error ? err : new Error(String(err)));
-        return;
-      }
+      if (!this.post(worker, id, { type: 'call', id, phase, ctx: wire }, transfer, done, reject)) return;
       if (ctx.signal.aborted) onAbort();
       else ctx.signal.addEventListener('abort', onAbort, { once: true });
     });
