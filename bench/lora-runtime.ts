@@ -15,10 +15,10 @@ import { parseArgs } from 'node:util';
 import type { LoraDelta, LoraFactors } from '../src/engine/formats/lora.js';
 import { withLoras, type ScaledLora } from '../src/engine/lora/apply.js';
 import { parseUNetConfig } from '../src/engine/nets/unet-config.js';
-import { createUnetRunner, type UnetRunner, type UnetStepInputs } from '../src/engine/nets/unet-runner.js';
+import { createUnetRunner, type UnetRunner } from '../src/engine/nets/unet-runner.js';
 import { unetWeightShapes } from '../src/engine/nets/unet-shapes.js';
 import { rehearsalConfigs } from '../src/engine/smoke-sizes.js';
-import { hash, random, randomSource } from './random-weights.js';
+import { cfgPairInputs, hash, random, randomSource } from './random-weights.js';
 
 const { values } = parseArgs({
   options: {
@@ -61,14 +61,7 @@ async function main(): Promise<void> {
   const params = [...shapes.values()].reduce((n, s) => n + s.reduce((a, b) => a * b, 1), 0);
   const source = randomSource(shapes);
   const cacheDir = mkdtempSync(join(tmpdir(), 'likeness-lora-runtime-bench-'));
-  const h = res / 8;
-  const inputs: UnetStepInputs = {
-    sample: { dtype: 'float32', dims: [2, 4, h, h], data: random(2 * 4 * h * h, 1, 1) },
-    timestep: 500,
-    encoderHiddenStates: { dtype: 'float32', dims: [2, 77, 2048], data: random(2 * 77 * 2048, 2, 1) },
-    textEmbeds: { dtype: 'float32', dims: [2, 1280], data: random(2 * 1280, 3, 1) },
-    timeIds: { dtype: 'float32', dims: [2, 6], data: Float32Array.of(res, res, 0, 0, res, res, res, res, 0, 0, res, res) },
-  };
+  const inputs = cfgPairInputs(res);
   const session = { intraOpThreads: threads, interOpThreads: 1 };
     const a = loraDeltas(shapes, 11);
   const b = loraDeltas(shapes, 23);

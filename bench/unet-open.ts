@@ -14,10 +14,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { parseUNetConfig } from '../src/engine/nets/unet-config.js';
-import { createUnetRunner, type UnetStepInputs } from '../src/engine/nets/unet-runner.js';
+import { createUnetRunner } from '../src/engine/nets/unet-runner.js';
 import { unetWeightShapes } from '../src/engine/nets/unet-shapes.js';
 import { rehearsalConfigs } from '../src/engine/smoke-sizes.js';
-import { random, randomSource } from './random-weights.js';
+import { cfgPairInputs, randomSource } from './random-weights.js';
 
 const { values } = parseArgs({
   options: {
@@ -46,14 +46,7 @@ async function main(): Promise<void> {
   const rows: [string, string][] = [];
   const row = (k: string, v: string): void => { rows.push([k, v]); console.error(`${k}: ${v}`); };
   row('model', `${size} UNet, ${(params / 1e9).toFixed(2)} B parameters, LoRA-slotted, float32, ${threads} threads`);
-  const h = res / 8;
-  const inputs: UnetStepInputs = {
-    sample: { dtype: 'float32', dims: [2, 4, h, h], data: random(2 * 4 * h * h, 1, 1) },
-    timestep: 500,
-    encoderHiddenStates: { dtype: 'float32', dims: [2, 77, 2048], data: random(2 * 77 * 2048, 2, 1) },
-    textEmbeds: { dtype: 'float32', dims: [2, 1280], data: random(2 * 1280, 3, 1) },
-    timeIds: { dtype: 'float32', dims: [2, 6], data: Float32Array.of(res, res, 0, 0, res, res, res, res, 0, 0, res, res) },
-  };
+  const inputs = cfgPairInputs(res);
   const open = async (label: string, copy: 'on' | 'off'): Promise<void> => {
     process.env.LIKENESS_ORT_PACKED_COPY = copy;
     const t0 = performance.now();
