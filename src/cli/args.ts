@@ -9,6 +9,13 @@ export const EP_HELP = '--ep NAME             execution provider: cpu (default),
 export function applyEpOption(value: string | undefined): void {
   if (value !== undefined) setDefaultExecutionProvider(parseExecutionProvider(value, '--ep'));
 }
+/** A file's size for a listing: 1.50 GiB, 12.3 MiB, 0.5 KiB. */
+export function fileSize(bytes: number): string {
+  if (bytes >= 2 ** 30) return `${(bytes / 2 ** 30).toFixed(2)} GiB`;
+  if (bytes >= 2 ** 20) return `${(bytes / 2 ** 20).toFixed(1)} MiB`;
+  return `${(bytes / 1024).toFixed(1)} KiB`;
+}
+
 export function fail(message: string): number {
   console.error(`likeness: ${message}`);
   return 2;

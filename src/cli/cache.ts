@@ -3,7 +3,7 @@
 import { join } from 'node:path';
 import { loadConfig } from '../config.js';
 import { cacheMaxBytes, listCacheEntries, parseByteSize, pruneCache, type CacheEntry } from '../engine/onnx/cache.js';
-import { fail, parseVerb } from './args.js';
+import { fail, fileSize, parseVerb } from './args.js';
 
 const HELP = `usage:
   likeness cache ls [--home DIR]
@@ -17,14 +17,8 @@ recently used entries after each compile; an entry a running Likeness holds is n
   prune   evict least recently used entries until the cache fits --max-bytes (bytes or K/M/G/T;
           default LIKENESS_CACHE_MAX_BYTES); --max-bytes 0 removes every entry not in use`;
 
-function size(bytes: number): string {
-  if (bytes >= 2 ** 30) return `${(bytes / 2 ** 30).toFixed(2)} GiB`;
-  if (bytes >= 2 ** 20) return `${(bytes / 2 ** 20).toFixed(1)} MiB`;
-  return `${(bytes / 1024).toFixed(1)} KiB`;
-}
-
 function table(entries: readonly CacheEntry[]): string {
-  const rows = entries.map((e) => [e.name, e.net, e.weightsHash.slice(0, 16), size(e.bytes), e.lastUse.toISOString().replace(/\.\d+Z$/, 'Z'), e.inUse ? 'in use' : '']);
+  const rows = entries.map((e) => [e.name, e.net, e.weightsHash.slice(0, 16), fileSize(e.bytes), e.lastUse.toISOString().replace(/\.\d+Z$/, 'Z'), e.inUse ? 'in use' : '']);
   const head = ['entry', 'net', 'weights', 'size', 'last use', ''];
   const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
   return [head, ...rows].map((r) => r.map((c, i) => c.padEnd(widths[i]!)).join('  ').trimEnd()).join('\n');
@@ -48,13 +42,13 @@ export async function run(args: string[]): Promise<number> {
     const entries = listCacheEntries(dir);
     const total = entries.reduce((n, e) => n + e.bytes, 0);
     if (entries.length > 0) console.log(table(entries));
-    console.log(`${entries.length} entries, ${size(total)} in ${dir} (bound ${size(maxBytes)})`);
+    console.log(`${entries.length} entries, ${fileSize(total)} in ${dir} (bound ${fileSize(maxBytes)})`);
     return 0;
   }
   const removed = await pruneCache(dir, { maxBytes });
   const left = listCacheEntries(dir);
   const freed = removed.reduce((n, e) => n + e.bytes, 0);
-  for (const e of removed) console.log(`removed ${e.name} (${size(e.bytes)}, last used ${e.lastUse.toISOString()})`);
-  console.log(`freed ${size(freed)}; ${left.length} entries, ${size(left.reduce((n, e) => n + e.bytes, 0))} left in ${dir} (bound ${size(maxBytes)})`);
+  for (const e of removed) console.log(`removed ${e.name} (${fileSize(e.bytes)}, last used ${e.lastUse.toISOString()})`);
+  console.log(`freed ${fileSize(freed)}; ${left.length} entries, ${fileSize(left.reduce((n, e) => n + e.bytes, 0))} left in ${dir} (bound ${fileSize(maxBytes)})`);
   return 0;
 }

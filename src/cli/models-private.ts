@@ -5,7 +5,7 @@ import { loadConfig } from '../config.js';
 import { openStore } from '../service/app.js';
 import type { Project, TaskStore } from '../service/store/types.js';
 import { addPrivateModel, listPrivateModels, oldLayoutModels, PrivateModelError, type PrivateKind, type PrivateModel } from '../tools/private-models.js';
-import { fail, parseVerb } from './args.js';
+import { fail, fileSize, parseVerb } from './args.js';
 
 export const PRIVATE_HELP = `usage:
   likeness models private add --project NAME|ID FILE [--kind lora|checkpoint] [--id ID] [--replace] [--json]
@@ -31,18 +31,6 @@ async function findProjectRef(store: TaskStore, ref: string): Promise<Project | 
 }
 
 const KIND_WORD: Record<PrivateKind, string> = { lora: 'LoRA', checkpoint: 'checkpoint' };
-
-function size(bytes: number): string {
-  if (bytes < 1024) return `${bytes} B`;
-  const units = ['KiB', 'MiB', 'GiB', 'TiB'];
-  let n = bytes / 1024;
-  let i = 0;
-  while (n >= 1024 && i < units.length - 1) {
-    n /= 1024;
-    i++;
-  }
-  return `${n.toFixed(n < 10 ? 2 : 1)} ${units[i]}`;
-}
 
 const row = (p: Project, m: PrivateModel) => ({ project: p.name, projectId: p.id, kind: m.kind, id: m.id, path: m.path, bytes: m.bytes });
 
@@ -82,7 +70,7 @@ export async function runPrivate(args: string[]): Promise<number> {
       });
       if (values.json) console.log(JSON.stringify({ ...row(project!, added), replaced: added.replaced }));
       else {
-        console.log(`${added.replaced ? 'replaced' : 'added'} private ${KIND_WORD[added.kind]} ${added.id} of project "${project!.name}" (id ${project!.id}): ${added.path} (${size(added.bytes)})`);
+        console.log(`${added.replaced ? 'replaced' : 'added'} private ${KIND_WORD[added.kind]} ${added.id} of project "${project!.name}" (id ${project!.id}): ${added.path} (${fileSize(added.bytes)})`);
         console.log(`  its Runs select it with "${added.kind === 'lora' ? 'selectedLoraModelPrivate' : 'selectedModelPrivate'}": "${added.id}"`);
       }
       return 0;
@@ -93,7 +81,7 @@ export async function runPrivate(args: string[]): Promise<number> {
     if (values.json) console.log(JSON.stringify(rows));
     else {
       if (rows.length === 0) console.log(project ? `project "${project.name}" has no private models` : 'no private models');
-      for (const r of rows) console.log(`${r.project}\t${r.projectId}\t${r.kind}\t${r.id}\t${size(r.bytes)}\t${r.path}`);
+      for (const r of rows) console.log(`${r.project}\t${r.projectId}\t${r.kind}\t${r.id}\t${fileSize(r.bytes)}\t${r.path}`);
       if (old.length > 0) console.log(`not used (the old shared layout; give each to its project with \`models private add\`): ${old.join(', ')}`);
     }
     return 0;

@@ -359,7 +359,8 @@ function decoded(o: Opened): Readable {
   return o.res.pipe(decoder);
 }
 
-function formatBytes(n: number): string {
+/** 1.2 MB, 340 KB, 12 bytes: sizes in messages. */
+export function formatBytes(n: number): string {
   if (n >= 1024 * 1024) return `${Math.round((n / (1024 * 1024)) * 10) / 10} MB`;
   if (n >= 1024) return `${Math.round((n / 1024) * 10) / 10} KB`;
   return `${n} bytes`;

@@ -7,16 +7,11 @@
 // claims the task; a pending download is awaited, a failed one is simply fetched again by preprocess
 // (so the task's error is the usual one). A task that ends while queued (Kill, Cancel), or leaves the
 // next few, has its downloads aborted and dropped; stop() aborts them all.
+import { formatBytes } from '../net/guarded-fetch.js';
 import type { ServiceContext } from './context.js';
 import type { TaskRecord } from './store/types.js';
 import { isTerminal } from './tasks/statuses.js';
 import { downloadUrlInput, inputLabel, isRemoteUrl, type FetchedInput } from './url-inputs.js';
-
-function size(bytes: number): string {
-  if (bytes >= 1024 * 1024) return `${(bytes / 1024 / 1024).toFixed(1)} MB`;
-  if (bytes >= 1024) return `${(bytes / 1024).toFixed(1)} KB`;
-  return `${bytes} bytes`;
-}
 
 interface PendingInput {
   label: string;
@@ -71,7 +66,7 @@ export class TaskPrefetch {
     this.inputs.delete(key);
     const input = await entry.promise.catch(() => undefined);
     if (!input || entry.endedAt === undefined) return undefined;
-    const took = `${size(input.bytes.byteLength)} in ${((entry.endedAt - entry.startedAt) / 1000).toFixed(1)} s`;
+    const took = `${formatBytes(input.bytes.byteLength)} in ${((entry.endedAt - entry.startedAt) / 1000).toFixed(1)} s`;
     const before = this.claimedAt === undefined || entry.endedAt <= this.claimedAt;
     return {
       input,
