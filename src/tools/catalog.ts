@@ -33,7 +33,8 @@
  * already holds one of that LoRA's phrases. 'all' puts every phrase; 'none' leaves the prompt alone.
  */
 import { existsSync, statSync } from 'node:fs';
-import { join, relative, sep } from 'node:path';
+import { join } from 'node:path';
+import { redactPaths } from '../service/redact.js';
 import type { LoraChoice } from './instant-id-inputs.js';
 import type { AvailabilityCheck, CatalogKind, InputSpec, OptionSpec, ToolDefinition } from './types.js';
 
@@ -84,13 +85,6 @@ function shownId(value: string): string {
 export function privateModelMissing(inputId: string, kind: CatalogKind, value: string): string {
   return `Request parameter [${inputId}] ${shownId(value)} is not a private ${KIND_WORDS[kind]} of this project: ` +
     "the server's operator adds it with `likeness models private add --project <your project> FILE`";
-}
-
-/** A path under the home as messages show it ($LIKENESS_HOME/models/…); a path outside it only by its name. */
-function shownPath(home: string, path: string): string {
-  const rel = relative(home, path);
-  if (rel === '' || rel.startsWith('..') || rel.startsWith(sep)) return path.split(sep).pop() ?? '';
-  return `$LIKENESS_HOME/${rel.split(sep).join('/')}`;
 }
 
 /** The file name an option's model is installed under (without extension). */
@@ -159,13 +153,13 @@ export function locateModel(model: CatalogModel): string | undefined {
 /** What to tell a user whose selected model is not installed. */
 export function notInstalledMessage(inputId: string, model: CatalogModel): string {
   if (model.private) return privateModelMissing(inputId, model.kind, model.id);
-  const at = (i: number): string | undefined => (model.candidates[i] === undefined ? undefined : shownPath(model.home, model.candidates[i]!));
   const layout = model.kind === 'controlnet'
-    ? `its diffusers folder (config.json and weights), or its diffusers weights file as ${at(1) ?? 'a .safetensors beside it'},`
+    ? `its diffusers folder (config.json and weights), or its diffusers weights file as ${model.candidates[1] ?? 'a .safetensors beside it'},`
     : model.kind === 'checkpoint'
     ? 'its .safetensors file (or diffusers folder)' : 'its .safetensors file';
-  return `Request parameter [${inputId}] ${model.id} (${model.label}) is not installed on this server: ` +
-    `the operator installs it by saving ${layout} as ${at(0)}`;
+  // Shown relative to the home, as every message a client reads is (redact.ts).
+  return redactPaths(`Request parameter [${inputId}] ${model.id} (${model.label}) is not installed on this server: ` +
+    `the operator installs it by saving ${layout} as ${model.candidates[0]}`, model.home);
 }
 
 /**
