@@ -1,8 +1,8 @@
 // The WebGPU tests run on whatever Vulkan driver the host has; without a GPU, on SwiftShader from Debian's
 // chromium package (.ci/run installs it). Importing this module points the Vulkan loader at SwiftShader
 // when VK_ICD_FILENAMES is unset — on the main thread, before any session, because the loader reads it once
-// per process. webgpuReady() says why the GPU path cannot run here; requireWebGpu() turns that into a loud
-// failure in CI (CI=true) and a loud skip elsewhere, never a silent pass.
+// per process. webgpuReady() says why the GPU path cannot run here; requireWebGpu() turns that into a
+// failure that says what to install — everywhere, never a skip or a silent pass.
 import { test, type TestContext } from 'node:test';
 import { findSwiftShaderIcd } from '../../../src/engine/onnx/provider.js';
 import { describeExecutionProvider, type ProviderInfo } from '../../../src/engine/onnx/provider-probe.js';
@@ -21,22 +21,21 @@ export function webgpuReady(): Promise<ProviderInfo | Error> {
 }
 
 /**
- * Call first in a WebGPU test: returns false (after saying why, loudly) when no adapter is available and
- * this is not CI; throws in CI, where .ci/run installs SwiftShader, so a missing driver fails the suite.
+ * Call first in a WebGPU test: throws, saying what to install, when no adapter is available (the GPU
+ * path cannot be tested then, and that is a failure, not a skip).
  */
-export async function requireWebGpu(t: TestContext): Promise<boolean> {
+export async function requireWebGpu(): Promise<void> {
   const r = await webgpuReady();
-  if (!(r instanceof Error)) return true;
-  const why = `NO WEBGPU ADAPTER — the GPU path was NOT tested: ${r.message}`;
-  if (process.env.CI === 'true') throw new Error(why);
-  console.error(`\n*** ${why}\n`);
-  t.skip(why);
-  return false;
+  if (r instanceof Error) {
+    throw new Error(`NO WEBGPU ADAPTER — the GPU path cannot be tested: ${r.message}. ` +
+      'Install a Vulkan driver: without a GPU, Debian\'s chromium and libvulkan1 (apt-get install chromium libvulkan1) bring SwiftShader, as .ci/run does.');
+  }
 }
 
 /** A test that needs the WebGPU provider. */
 export function webgpuTest(name: string, fn: (t: TestContext) => Promise<void>): void {
   test(name, async (t) => {
-    if (await requireWebGpu(t)) await fn(t);
+    await requireWebGpu();
+    await fn(t);
   });
 }
