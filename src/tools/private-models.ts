@@ -11,6 +11,7 @@ import { cp, copyFile, mkdir, rename, rm } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
 import { basename, join } from 'node:path';
 import { EngineError } from '../engine/errors.js';
+import { treeBytes } from '../engine/onnx/cache.js';
 import { readLora } from '../engine/formats/lora.js';
 import { loraTargetsFromConfigs, type LoraTargets } from '../engine/formats/lora-keymap.js';
 import { SafetensorsFile } from '../engine/formats/safetensors.js';
@@ -40,12 +41,6 @@ export interface PrivateModel {
   bytes: number;
 }
 
-function sizeOf(path: string): number {
-  const st = statSync(path);
-  if (!st.isDirectory()) return st.size;
-  return readdirSync(path).reduce((sum, name) => sum + sizeOf(join(path, name)), 0);
-}
-
 /** The project's private models as a Run would find them (complete copies only), by kind then id. */
 export function listPrivateModels(home: string, projectId: number): PrivateModel[] {
   const out: PrivateModel[] = [];
@@ -59,7 +54,7 @@ export function listPrivateModels(home: string, projectId: number): PrivateModel
       if (st.isFile() && file && MODEL_ID.test(file[1]!) && st.size > 0) {
         out.push({ projectId, kind, id: file[1]!, path, folder: false, bytes: st.size });
       } else if (kind === 'checkpoint' && st.isDirectory() && MODEL_ID.test(name) && existsSync(join(path, 'model_index.json'))) {
-        out.push({ projectId, kind, id: name, path, folder: true, bytes: sizeOf(path) });
+        out.push({ projectId, kind, id: name, path, folder: true, bytes: treeBytes(path) });
       }
     }
   }
@@ -191,7 +186,7 @@ export async function addPrivateModel(home: string, projectId: number, source: s
     throw err;
   }
   for (const away of retired) await rm(away, { recursive: true, force: true });
-  return { projectId, kind, id, path: dest, folder, bytes: sizeOf(dest), replaced: existing.length > 0 };
+  return { projectId, kind, id, path: dest, folder, bytes: treeBytes(dest), replaced: existing.length > 0 };
 }
 
 /**

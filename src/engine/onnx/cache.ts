@@ -236,7 +236,7 @@ export interface CacheEntry {
 }
 
 /** Bytes of a file, or of everything under a folder; 0 for what was removed meanwhile. */
-function treeBytes(path: string): number {
+export function treeBytes(path: string): number {
   try {
     const st = statSync(path);
     if (!st.isDirectory()) return st.size;
